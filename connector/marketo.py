@@ -1,0 +1,655 @@
+"""The Marketo REST client: the only module that speaks HTTP to Marketo.
+
+It authenticates (token cache shared per ``(instance, client_id)``), sends every REST call
+through a ``CallGate`` (the rate governor), and translates HTTP statuses, network failures and
+Marketo's ``success:false`` codes into ``connector.errors`` at one boundary. Record-level
+codes (``result[i].reasons``) are returned, never raised.
+
+Secrets: the client secret travels only in the identity query string, so no URL with a query
+and no ``str()`` of a requests exception ever reaches a message or a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from urllib.parse import urlencode
+
+import requests
+
+from connector.errors import (
+    BatchTooLarge,
+    DeliveryError,
+    PermanentError,
+    QuotaExceeded,
+    RateLimited,
+    RetryableError,
+)
+from connector.fields import FieldInfo, PartitionInfo
+
+__all__ = [
+    "MAX_BATCH",
+    "CallGate",
+    "MarketoClient",
+    "RecordResult",
+    "SyncResult",
+    "TokenCache",
+    "error_for_code",
+]
+
+log = logging.getLogger("connector.marketo")
+
+MAX_BATCH = 300  # records per Sync Leads call, and filter values per Get Leads call
+MAX_BODY_BYTES = 1_000_000  # Marketo answers 413 above 1 MB
+MAX_QUERY_CHARS = 7000  # URIs over 8 KB get 414; longer Get Leads queries go as POST + _method=GET
+SYNC_ACTIONS = frozenset({"createOnly", "updateOnly", "createOrUpdate", "createDuplicate"})
+
+_IDENTITY_PATH = "/identity/oauth/token"
+_LEADS_PATH = "/rest/v1/leads.json"
+_DESCRIBE_PATH = "/rest/v1/leads/describe.json"
+_PARTITIONS_PATH = "/rest/v1/leads/partitions.json"
+_BASE_HEADERS = {
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",
+    "User-Agent": "connector (consent-to-Marketo sync)",
+}
+
+# Response-level Marketo codes -> what the caller does next (marketo.md §4). Unknown codes are
+# retryable: bounded by the caller's retry budget, and dead letters are replayable.
+_ERROR_CLASSES: dict[str, type[DeliveryError]] = {
+    "601": RetryableError,  # access token invalid: re-authenticated once before this is raised
+    "602": RetryableError,  # access token expired: likewise
+    "603": PermanentError,  # access denied (permission, IP allowlist)
+    "604": BatchTooLarge,  # request time-out: split the batch and resend
+    "605": PermanentError,
+    "606": RateLimited,
+    "607": QuotaExceeded,
+    "608": RetryableError,
+    "609": PermanentError,
+    "610": PermanentError,
+    "611": RetryableError,
+    "612": PermanentError,
+    "613": PermanentError,
+    "614": RetryableError,
+    "615": RateLimited,
+    "616": PermanentError,
+    **{str(code): PermanentError for code in range(701, 719)},
+    "713": RetryableError,  # transient error
+    "719": RetryableError,  # lock wait timeout
+    **{str(code): PermanentError for code in range(1001, 1014)},
+    "1014": RetryableError,  # failed to create object
+    "1016": RetryableError,  # too many imports queued
+    "1019": RetryableError,  # import in progress
+    "1021": PermanentError,
+    "1022": RetryableError,  # object in use
+    "1029": RetryableError,  # queue full / job already queued; "Export daily quota" is a quota
+    "1036": PermanentError,
+}
+_REAUTH_CODES = frozenset({"601", "602"})
+_SECRET_IN_QUERY = re.compile(r"(client_secret=)[^&\s\"']*")
+
+
+def error_for_code(code: str, message: str, *, request_id: str | None = None) -> DeliveryError:
+    """Return the exception for a Marketo response-level error ``{code, message}``."""
+    cls = _ERROR_CLASSES.get(code, RetryableError)
+    if code == "1029" and "export daily quota" in message.lower():
+        cls = QuotaExceeded
+    return cls(f"Marketo error {code}: {message}", code=code, request_id=request_id)
+
+
+class CallGate(Protocol):
+    """Admits one Marketo REST call for the duration of the context (the rate governor)."""
+
+    def acquire(self) -> contextlib.AbstractContextManager[object]: ...
+
+
+class _OpenGate:
+    def acquire(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What Marketo did with one input record; ``code``/``message`` explain a skip."""
+
+    status: Literal["updated", "created", "skipped"]
+    lead_id: int | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """One Sync Leads answer; ``results[i]`` belongs to ``records[i]``."""
+
+    request_id: str | None
+    results: list[RecordResult]
+
+
+@dataclass
+class _Token:
+    value: str = field(repr=False)
+    deadline: float
+    lifetime: float
+
+
+class TokenCache:
+    """Access tokens per ``(instance, client_id)``, shareable by clients and threads.
+
+    A token is renewed once less than *margin* seconds (at most half its lifetime) remain;
+    one fetch at a time per key.
+    """
+
+    def __init__(self, margin: float = 60.0) -> None:
+        self._margin = margin
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._tokens: dict[tuple[str, str], _Token] = {}
+
+    def _fresh(self, key: tuple[str, str], now: float) -> str | None:
+        with self._guard:
+            token = self._tokens.get(key)
+        if token is None or token.deadline - now <= min(self._margin, token.lifetime / 2):
+            return None
+        return token.value
+
+    def get(
+        self,
+        key: tuple[str, str],
+        fetch: Callable[[], tuple[str, float]],
+        clock: Callable[[], float],
+    ) -> str:
+        """Return a fresh token for *key*, calling ``fetch() -> (token, expires_in)`` if needed.
+
+        Raises:
+            DeliveryError: whatever *fetch* raises.
+        """
+        value = self._fresh(key, clock())
+        if value is not None:
+            return value
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            value = self._fresh(key, clock())  # another thread may have fetched meanwhile
+            if value is not None:
+                return value
+            started = clock()
+            value, expires_in = fetch()
+            with self._guard:
+                self._tokens[key] = _Token(value, started + expires_in, expires_in)
+            return value
+
+    def invalidate(self, key: tuple[str, str], token: str) -> None:
+        """Forget *token* for *key* (Marketo said 601/602), unless it was already replaced."""
+        with self._guard:
+            current = self._tokens.get(key)
+            if current is not None and current.value == token:
+                del self._tokens[key]
+
+
+DEFAULT_TOKENS = TokenCache()
+
+
+class _RedactSecret(logging.Filter):
+    """Masks ``client_secret=`` in urllib3's DEBUG lines, which print the identity URL's query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is the handler's problem, not the caller's
+            return True
+        if "client_secret=" in text:
+            record.msg = _SECRET_IN_QUERY.sub(r"\1***", text)
+            record.args = None
+        return True
+
+
+def _guard_urllib3_logs() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _RedactSecret) for f in logger.filters):
+        logger.addFilter(_RedactSecret())
+
+
+class MarketoClient:
+    """A Marketo REST client for one instance and API service; safe to share between threads."""
+
+    def __init__(
+        self,
+        instance: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        session: requests.Session | None = None,
+        tokens: TokenCache | None = None,
+        gate: CallGate | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        base = instance.strip().rstrip("/")
+        base = base.removesuffix("/rest").rstrip("/")
+        if not base.startswith(("https://", "http://")) or "?" in base:
+            raise ValueError(f"instance must be a base URL such as https://123-ABC-456.mktorest.com: {base!r}")
+        self.instance = base
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self._session = session or requests.Session()
+        self._tokens = tokens or DEFAULT_TOKENS
+        self._gate: CallGate = gate or _OpenGate()
+        self._timeout = timeout
+        self._clock = clock
+        self._key = (base, client_id)
+        _guard_urllib3_logs()
+
+    def __repr__(self) -> str:
+        return f"MarketoClient(instance={self.instance!r}, client_id={self.client_id!r})"
+
+    # -- public API -------------------------------------------------------------------------
+
+    def build_sync_request(
+        self,
+        action: str,
+        lookup_field: str,
+        records: Sequence[Mapping[str, Any]],
+        partition: str | None = None,
+    ) -> dict[str, Any]:
+        """Return the Sync Leads call as ``{"method", "url", "json"}`` (no credentials; for dry runs).
+
+        Raises:
+            ValueError: unknown action, or not 1..300 records.
+        """
+        if action not in SYNC_ACTIONS:
+            raise ValueError(f"unknown Sync Leads action {action!r}; expected one of {sorted(SYNC_ACTIONS)}")
+        if not 1 <= len(records) <= MAX_BATCH:
+            raise ValueError(f"Sync Leads takes 1 to {MAX_BATCH} records, got {len(records)}")
+        body: dict[str, Any] = {
+            "action": action,
+            "lookupField": lookup_field,
+            "input": [dict(r) for r in records],
+        }
+        if partition is not None:
+            body["partitionName"] = partition
+        return {"method": "POST", "url": self.instance + _LEADS_PATH, "json": body}
+
+    def sync_leads(
+        self,
+        action: str,
+        lookup_field: str,
+        records: Sequence[Mapping[str, Any]],
+        partition: str | None = None,
+    ) -> SyncResult:
+        """Create or update leads in one call; ``results[i]`` reports on ``records[i]``.
+
+        Record-level skips (1004 lead not found, 1003 invalid value, ...) are returned in the
+        results, never raised.
+
+        Raises:
+            ValueError: unknown action, or not 1..300 records (a programming error).
+            BatchTooLarge: the body is over 1 MB (checked before sending), HTTP 413 or 604.
+            PermanentError: a single record alone is over 1 MB, or Marketo refused the request.
+            DeliveryError: any other failure, classified as retryable, rate-limited, quota or permanent.
+        """
+        body = self.build_sync_request(action, lookup_field, records, partition)["json"]
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(payload) > MAX_BODY_BYTES:
+            if len(records) == 1:  # splitting cannot help
+                raise PermanentError(
+                    f"one Sync Leads record is {len(payload)} bytes, over Marketo's 1 MB limit",
+                    code="body_too_large",
+                )
+            raise BatchTooLarge(
+                f"Sync Leads body is {len(payload)} bytes, over Marketo's 1 MB limit: split the batch",
+                code="body_too_large",
+            )
+        answer = self._call("POST", _LEADS_PATH, data=payload, content_type="application/json")
+        request_id = _str_or_none(answer.get("requestId"))
+        raw = answer.get("result")
+        if not isinstance(raw, list) or len(raw) != len(records):
+            got = len(raw) if isinstance(raw, list) else "no"
+            raise RetryableError(
+                f"Marketo returned {got} results for {len(records)} records",
+                code="bad_response",
+                request_id=request_id,
+            )
+        return SyncResult(request_id, [_record_result(item, request_id) for item in raw])
+
+    def describe(self) -> list[FieldInfo]:
+        """Return the instance's lead fields that the REST API can see.
+
+        Raises:
+            DeliveryError: the call failed.
+        """
+        answer = self._call("GET", _DESCRIBE_PATH)
+        fields: list[FieldInfo] = []
+        for item in _result_list(answer):
+            rest = item.get("rest")
+            if not isinstance(rest, dict) or not rest.get("name"):
+                continue  # not usable through REST
+            length = item.get("length")
+            fields.append(
+                FieldInfo(
+                    name=str(rest["name"]),
+                    data_type=str(item.get("dataType", "")),
+                    read_only=bool(rest.get("readOnly", False)),
+                    length=length if isinstance(length, int) and not isinstance(length, bool) else None,
+                )
+            )
+        return fields
+
+    def partitions(self) -> list[PartitionInfo]:
+        """Return the instance's lead partitions.
+
+        Raises:
+            DeliveryError: the call failed.
+        """
+        answer = self._call("GET", _PARTITIONS_PATH)
+        try:
+            return [
+                PartitionInfo(int(p["id"]), str(p["name"]), str(p.get("description") or ""))
+                for p in _result_list(answer)
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise RetryableError(
+                "Marketo answered with a malformed partition list",
+                code="bad_response",
+                request_id=_str_or_none(answer.get("requestId")),
+            ) from None
+
+    def get_leads(
+        self,
+        filter_type: str,
+        values: Sequence[str],
+        fields: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the leads whose *filter_type* is one of *values* (all pages).
+
+        Queries too long for a URL are sent as ``POST …?_method=GET`` with a form body.
+
+        Raises:
+            ValueError: not 1..300 values.
+            DeliveryError: the call failed.
+        """
+        if not 1 <= len(values) <= MAX_BATCH:
+            raise ValueError(f"Get Leads takes 1 to {MAX_BATCH} filter values, got {len(values)}")
+        params = {"filterType": filter_type, "filterValues": ",".join(values)}
+        if fields:
+            params["fields"] = ",".join(fields)
+        leads: list[dict[str, Any]] = []
+        while True:
+            if len(urlencode(params)) > MAX_QUERY_CHARS:
+                answer = self._call(
+                    "POST",
+                    _LEADS_PATH,
+                    params={"_method": "GET"},
+                    data=urlencode(params).encode(),
+                    content_type="application/x-www-form-urlencoded",
+                )
+            else:
+                answer = self._call("GET", _LEADS_PATH, params=params)
+            page = _result_list(answer)
+            leads.extend(page)
+            next_token = answer.get("nextPageToken")
+            if not page or not isinstance(next_token, str) or next_token == params.get("nextPageToken"):
+                return leads
+            params["nextPageToken"] = next_token
+
+    # -- authentication ---------------------------------------------------------------------
+
+    def _token(self) -> str:
+        return self._tokens.get(self._key, self._fetch_token, self._clock)
+
+    def _fetch_token(self) -> tuple[str, float]:
+        """Ask the identity service for a token; returns ``(access_token, expires_in)``."""
+        params = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+        }
+        started = self._clock()
+        status: int | str = "-"
+        try:
+            try:
+                response = self._session.get(
+                    self.instance + _IDENTITY_PATH,
+                    params=params,
+                    headers=_BASE_HEADERS,
+                    timeout=self._timeout,
+                )
+            except requests.RequestException as exc:
+                status = type(exc).__name__
+                code = "timeout" if isinstance(exc, requests.Timeout) else "network"
+                # `from None`: the requests error's text holds the URL, query and secret included.
+                raise RetryableError(
+                    f"network error calling Marketo identity: {type(exc).__name__}", code=code
+                ) from None
+            status = response.status_code
+            return self._read_token(response)
+        finally:
+            self._log("GET", _IDENTITY_PATH, None, status, started)
+
+    def _read_token(self, response: requests.Response) -> tuple[str, float]:
+        status = response.status_code
+        if status == 401:
+            raise PermanentError(
+                f"Marketo rejected the client credentials for client id '{self.client_id}' "
+                f"(identity HTTP 401{self._identity_detail(response)}): check client_id and client_secret",
+                code="http_401",
+            )
+        if status != 200:
+            retry_after = _retry_after(response)
+            if status == 429:
+                raise RateLimited("Marketo identity answered HTTP 429", code="http_429", retry_after=retry_after)
+            if status >= 500 or status == 408:
+                raise RetryableError(
+                    f"Marketo identity answered HTTP {status}", code=f"http_{status}", retry_after=retry_after
+                )
+            raise PermanentError(
+                f"Marketo identity answered HTTP {status}{self._identity_detail(response)}: "
+                "check the instance URL and the API service",
+                code=f"http_{status}",
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RetryableError("Marketo identity answered without an access_token", code="bad_response")
+        expires_in = body.get("expires_in") if isinstance(body, dict) else None
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
+            raise RetryableError(
+                f"Marketo identity returned a token with expires_in={expires_in!r}; try again shortly",
+                code="bad_token",
+            )
+        return token, float(expires_in)
+
+    def _identity_detail(self, response: requests.Response) -> str:
+        """Return ": <error_description>" from an identity error body, secret masked, or ""."""
+        try:
+            body = response.json()
+        except ValueError:
+            return ""
+        if not isinstance(body, dict):
+            return ""
+        detail = body.get("error_description") or body.get("error")
+        if not isinstance(detail, str) or not detail:
+            return ""
+        if self._client_secret:
+            detail = detail.replace(self._client_secret, "***")
+        return f": {detail[:200]}"
+
+    # -- REST calls -------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Make one REST call, re-authenticating once on 601/602; return the success envelope."""
+        for attempt in (1, 2):
+            token = self._token()
+            answer = self._send(method, path, token, params, data, content_type)
+            if answer.get("success") is True:
+                return answer
+            code, message = _first_error(answer)
+            request_id = _str_or_none(answer.get("requestId"))
+            if code in _REAUTH_CODES:
+                self._tokens.invalidate(self._key, token)
+                if attempt == 1:
+                    continue
+                raise RetryableError(
+                    f"Marketo error {code} again after re-authenticating: {message}",
+                    code=code,
+                    request_id=request_id,
+                )
+            raise error_for_code(code, message, request_id=request_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        content_type: str | None,
+    ) -> dict[str, Any]:
+        """Send one gated REST request; return its JSON envelope or raise for HTTP/network trouble."""
+        headers = {**_BASE_HEADERS, "Authorization": f"Bearer {token}"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        request_id: str | None = None
+        outcome: int | str = "-"
+        with self._gate.acquire():
+            started = self._clock()
+            try:
+                try:
+                    response = self._session.request(
+                        method,
+                        self.instance + path,
+                        params=params,
+                        data=data,
+                        headers=headers,
+                        timeout=self._timeout,
+                    )
+                except requests.RequestException as exc:
+                    outcome = type(exc).__name__
+                    code = "timeout" if isinstance(exc, requests.Timeout) else "network"
+                    raise RetryableError(
+                        f"network error calling Marketo {method} {path}: {type(exc).__name__}", code=code
+                    ) from exc
+                answer = _envelope(response)
+                request_id = _str_or_none(answer.get("requestId")) if answer is not None else None
+                outcome = response.status_code
+                if answer is not None and answer.get("success") is False:
+                    outcome = f"{response.status_code} error {_first_error(answer)[0]}"
+                _raise_for_status(response, answer, method, path)
+                if answer is None or not isinstance(answer.get("success"), bool):
+                    raise RetryableError(
+                        f"Marketo {method} {path} answered HTTP {response.status_code} without a JSON envelope",
+                        code="bad_response",
+                        request_id=request_id,
+                    )
+                return answer
+            finally:
+                self._log(method, path, request_id, outcome, started)
+
+    def _log(self, method: str, path: str, request_id: str | None, outcome: int | str, started: float) -> None:
+        duration_ms = round((self._clock() - started) * 1000)
+        log.info(
+            "marketo %s %s requestId=%s outcome=%s duration_ms=%d",
+            method,
+            path,
+            request_id or "-",
+            outcome,
+            duration_ms,
+            extra={
+                "marketo_method": method,
+                "marketo_path": path,
+                "marketo_request_id": request_id,
+                "marketo_outcome": outcome,
+                "duration_ms": duration_ms,
+            },
+        )
+
+
+def _envelope(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _raise_for_status(response: requests.Response, answer: dict[str, Any] | None, method: str, path: str) -> None:
+    """Raise for a non-200 REST answer (Marketo reports its own errors with HTTP 200)."""
+    status = response.status_code
+    if status == 200:
+        return
+    request_id = _str_or_none(answer.get("requestId")) if answer else None
+    where = f"Marketo {method} {path} answered HTTP {status}"
+    if status == 413:
+        raise BatchTooLarge(f"{where}: request too large, split the batch", code="http_413", request_id=request_id)
+    if status == 414:
+        raise PermanentError(f"{where}: URI too long", code="http_414", request_id=request_id)
+    retry_after = _retry_after(response)
+    if status == 429:
+        raise RateLimited(where, code="http_429", request_id=request_id, retry_after=retry_after)
+    if status < 500 and answer is not None and answer.get("success") is False:
+        return  # a Marketo envelope with its own code: classified by the caller
+    raise RetryableError(where, code=f"http_{status}", request_id=request_id, retry_after=retry_after)
+
+
+def _first_error(answer: Mapping[str, Any]) -> tuple[str, str]:
+    errors = answer.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("code", "")) or "unknown", str(errors[0].get("message", ""))
+    return "bad_response", "success is false but no errors were given"
+
+
+def _result_list(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
+    result = answer.get("result", [])
+    if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
+        raise RetryableError(
+            "Marketo answered with a malformed result list",
+            code="bad_response",
+            request_id=_str_or_none(answer.get("requestId")),
+        )
+    return result
+
+
+def _record_result(item: Any, request_id: str | None) -> RecordResult:
+    status = item.get("status") if isinstance(item, dict) else None
+    if status in ("updated", "created"):
+        lead_id = item.get("id")
+        return RecordResult(status, lead_id if isinstance(lead_id, int) and not isinstance(lead_id, bool) else None)
+    if status == "skipped":
+        reasons = [r for r in item.get("reasons") or [] if isinstance(r, dict)]
+        code = str(reasons[0].get("code")) if reasons else None
+        message = "; ".join(str(r.get("message", "")) for r in reasons) or None
+        return RecordResult("skipped", None, code, message)
+    raise RetryableError(
+        f"Marketo returned a record with status {status!r}", code="bad_response", request_id=request_id
+    )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        value = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,395 @@
+"""The delivery worker: claim due events, batch them per instance, pace calls, apply results.
+
+One dispatcher thread claims events from the outbox (leasing them, one in-flight batch per lead),
+holds partial batches for a short linger, and hands full or lingered batches to a small pool of
+sender threads. Each sender takes budget from the governor, calls Marketo through the client and
+records every event's outcome in one transaction. Retry policy (``retry_schedule``): the first
+attempt plus ``len(retry_delays)`` retries, the last no later than ``sum(retry_delays)`` seconds
+after the first; 606/615 and 607 do not use up retries. No Flask here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from connector.batching import BatchKey, Record, batch_key, coalesce, split
+from connector.errors import (
+    BatchTooLarge,
+    DeliveryError,
+    PermanentError,
+    QuotaExceeded,
+    RateLimited,
+    RetryableError,
+)
+from connector.fields import FieldCache, FieldInfo, convert
+from connector.governor import Governor, Stopped
+from connector.marketo import MarketoClient, SyncResult
+from connector.models import Integration
+from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Store, Watermark
+from connector.settings import WorkerSettings
+
+log = logging.getLogger("connector.worker")
+
+
+class MarketoApi(Protocol):
+    def sync_leads(
+        self, action: str, lookup_field: str, records: Sequence[dict[str, Any]], partition: str | None = None
+    ) -> SyncResult: ...
+
+    def describe(self) -> list[FieldInfo]: ...
+
+
+class IntegrationSource(Protocol):
+    def get(self, integration_id: str) -> Integration | None: ...
+
+
+def retry_schedule(delays: Sequence[float]) -> list[float]:
+    """Offsets from the first attempt at which each retry is due (cumulative delays)."""
+    offsets, total = [], 0.0
+    for delay in delays:
+        total += delay
+        offsets.append(total)
+    return offsets
+
+
+def process_owner() -> str:
+    """A lease owner name that says which host and process holds a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{int(time.time() * 1000)}"
+
+
+@dataclass
+class _Held:
+    events: list[OutboxEvent] = field(default_factory=list)
+    since: float = 0.0
+
+
+class Worker:
+    """Drains the outbox into Marketo. ``run_forever`` until ``stop`` is set; ``drain`` for tests and `send`."""
+
+    def __init__(
+        self,
+        store: Store,
+        integrations: IntegrationSource,
+        governor: Governor,
+        *,
+        settings: WorkerSettings | None = None,
+        clients: Callable[[Integration], MarketoApi] | None = None,
+        field_cache: FieldCache | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
+        wake: threading.Event | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.integrations = integrations
+        self.governor = governor
+        self.settings = settings or WorkerSettings()
+        self.clock = clock
+        self.sleep = sleep
+        self.stop = stop or governor.stop
+        self.wake = wake or threading.Event()
+        self.owner = owner or process_owner()
+        self.field_cache = field_cache
+        self._client_factory = clients or self._default_client
+        self._clients: dict[tuple[str, str, str], MarketoApi] = {}
+        self._clients_lock = threading.Lock()
+        self._schedule = retry_schedule(self.settings.retry_delays)
+        self.calls = 0
+        self.records_sent = 0
+
+    # -- clients -----------------------------------------------------------------------------
+    def _default_client(self, integration: Integration) -> MarketoApi:
+        return MarketoClient(
+            integration.instance,
+            integration.client_id,
+            integration.client_secret,
+            gate=self.governor.gate(integration.instance),
+        )
+
+    def _client(self, integration: Integration) -> MarketoApi:
+        key = (integration.instance, integration.client_id, integration.client_secret)
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._client_factory(integration)
+            return client
+
+    # -- loops -------------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        """Claim and deliver until ``stop`` is set; leases left by dead local processes are freed first."""
+        self.release_orphans()
+        held: dict[BatchKey, _Held] = {}
+        in_flight: set[Future[None]] = set()
+        with ThreadPoolExecutor(self.settings.senders, thread_name_prefix="connector-sender") as pool:
+            while not self.stop.is_set():
+                in_flight = {f for f in in_flight if not f.done()}
+                now = self.clock()
+                held_count = sum(len(h.events) for h in held.values())
+                if len(in_flight) < self.settings.senders and held_count < self.settings.claim_limit:
+                    for event in self.store.claim(
+                        now, self.settings.claim_limit - held_count, now + self.settings.lease, self.owner
+                    ):
+                        slot = held.setdefault(batch_key(event), _Held(since=now))
+                        slot.events.append(event)
+                next_deadline = None
+                for key in list(held):
+                    slot = held[key]
+                    leads = len({e.lead_key for e in slot.events})
+                    deadline = slot.since + self.settings.linger
+                    if leads >= self.settings.batch_size or now >= deadline:
+                        if len(in_flight) >= self.settings.senders:
+                            break
+                        del held[key]
+                        in_flight.add(pool.submit(self._deliver_safely, key, slot.events))
+                    else:
+                        next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
+                if held and len(in_flight) >= self.settings.senders:
+                    self.sleep(0.005)
+                elif next_deadline is not None:
+                    self.wake.wait(max(0.0, min(next_deadline - self.clock(), self.settings.poll_interval)))
+                elif not held:
+                    self.wake.wait(self.settings.poll_interval)
+                    self.wake.clear()
+            leftovers = [e.id for h in held.values() for e in h.events]
+            if leftovers:
+                self.store.release(leftovers)
+
+    def drain(self, *, max_rounds: int = 1000) -> int:
+        """Deliver everything that is due now, synchronously, in this thread; return events handled."""
+        handled = 0
+        for _ in range(max_rounds):
+            events = self.store.claim(
+                self.clock(), self.settings.claim_limit, self.clock() + self.settings.lease, self.owner
+            )
+            if not events:
+                break
+            groups: dict[BatchKey, list[OutboxEvent]] = {}
+            for event in events:
+                groups.setdefault(batch_key(event), []).append(event)
+            for key, group in groups.items():
+                self.deliver(key, group)
+            handled += len(events)
+        return handled
+
+    def release_orphans(self) -> None:
+        """Free leases held by processes of this host that are no longer running (after kill -9)."""
+        host = socket.gethostname()
+        dead = []
+        for owner in self.store.lease_owners():
+            parts = owner.split(":")
+            local = len(parts) == 3 and parts[0] == host and parts[1].isdigit() and owner != self.owner
+            if local and not _pid_alive(int(parts[1])):
+                dead.append(owner)
+        if dead:
+            log.info("released leases of %d stopped process(es)", len(dead))
+            self.store.release_orphans(dead)
+
+    # -- delivery ----------------------------------------------------------------------------
+    def _deliver_safely(self, key: BatchKey, events: list[OutboxEvent]) -> None:
+        try:
+            self.deliver(key, events)
+        except Stopped:
+            self.store.release([e.id for e in events])
+        except Exception:  # a bug must not lose events: put them back for a later attempt
+            log.exception("unexpected error delivering %d event(s); rescheduling", len(events))
+            self._retry(events, RetryableError("internal error", code="internal"), self.clock())
+
+    def deliver(self, key: BatchKey, events: list[OutboxEvent]) -> None:
+        """Coalesce, drop stale values, send in calls of at most ``batch_size`` records, record outcomes."""
+        now = self.clock()
+        integration = self.integrations.get(key.integration_id)
+        if integration is None:
+            self._dead(events, "integration no longer exists", now)
+            return
+        watermarks = self.store.watermarks([e.lead_key for e in events])
+        records, stale = coalesce(events, watermarks)
+        if stale:
+            self.store.finish(
+                [
+                    Finish(e.id, "skipped", reason, at=now, attempt=Attempt(e.id, now, "stale", message=reason))
+                    for e, reason in stale
+                ]
+            )
+        client = self._client(integration)
+        records = self._convert(key, client, records, now)
+        for chunk in split(records, self.settings.batch_size, self.settings.max_body_bytes):
+            self._send(key, client, chunk)
+
+    def _convert(self, key: BatchKey, client: MarketoApi, records: list[Record], now: float) -> list[Record]:
+        if self.field_cache is None:
+            return records
+        try:
+            fields = self.field_cache.get(key.instance, client.describe)
+        except DeliveryError as exc:
+            log.warning("field catalogue unavailable for %s (%s); sending values unconverted", key.instance, exc.code)
+            return records
+        kept = []
+        for record in records:
+            try:
+                record.attributes = {
+                    name: (convert(value, fields[name].data_type) if name in fields else value)
+                    for name, value in record.attributes.items()
+                }
+            except ValueError as exc:
+                self._dead(record.events, f"cannot convert value: {exc}", now)
+                continue
+            kept.append(record)
+        return kept
+
+    def _send(self, key: BatchKey, client: MarketoApi, records: list[Record]) -> None:
+        events = [e for r in records for e in r.events]
+        try:
+            result = client.sync_leads(key.action, key.lookup_field, [r.payload() for r in records], key.partition)
+        except BatchTooLarge as exc:
+            if len(records) > 1:
+                half = len(records) // 2
+                log.info("Marketo refused a batch of %d (%s); splitting", len(records), exc.code)
+                self._send(key, client, records[:half])
+                self._send(key, client, records[half:])
+                return
+            self._retry(events, exc, self.clock())
+        except RateLimited as exc:
+            now = self.clock()
+            self.governor.back_off(key.instance, self.settings.rate_backoff, f"Marketo {exc.code}")
+            self._postpone(events, now + self.settings.rate_backoff, "rate_limited", exc, now)
+        except QuotaExceeded as exc:
+            now = self.clock()
+            until = self.governor.pause_until_quota_reset(key.instance)
+            self._postpone(events, until, "quota", exc, now)
+        except RetryableError as exc:
+            self._retry(events, exc, self.clock())
+        except PermanentError as exc:
+            self._dead(events, f"Marketo {exc.code}: {exc.message}".strip(), self.clock(), exc)
+        else:
+            self.calls += 1
+            self.records_sent += len(records)
+            self._apply(key, records, result)
+
+    def _apply(self, key: BatchKey, records: list[Record], result: SyncResult) -> None:
+        now = self.clock()
+        finishes: list[Finish] = []
+        marks: list[Watermark] = []
+        for record, outcome in zip(records, result.results, strict=True):
+            if outcome.status in ("updated", "created"):
+                for event in record.events:
+                    finishes.append(
+                        Finish(
+                            event.id,
+                            "delivered",
+                            outcome.status,
+                            lead_id=outcome.lead_id,
+                            request_id=result.request_id,
+                            at=now,
+                            attempt=Attempt(event.id, now, outcome.status, result.request_id),
+                        )
+                    )
+                for attribute, event in record.winners.items():
+                    marks.append(Watermark(record.lead_key, attribute, event.consent_at, event.id))
+                continue
+            code = outcome.code or ""
+            message = outcome.message or "skipped by Marketo"
+            if code == "1006" and self.field_cache is not None:
+                self.field_cache.invalidate(key.instance)
+            if code == "1004":
+                state, reason = "skipped", f"unknown user: Marketo 1004 {message}"
+            else:
+                state, reason = "dead", f"Marketo {code}: {message}"
+            for event in record.events:
+                finishes.append(
+                    Finish(
+                        event.id,
+                        state,
+                        reason,
+                        request_id=result.request_id,
+                        at=now,
+                        attempt=Attempt(event.id, now, "skipped", result.request_id, code, message),
+                    )
+                )
+        self.store.finish(finishes, marks)
+
+    # -- outcomes ----------------------------------------------------------------------------
+    def _retry(self, events: Sequence[OutboxEvent], exc: RetryableError, now: float) -> None:
+        message = f"Marketo {exc.code}: {exc.message}" if exc.code else exc.message
+        finishes, later = [], []
+        for event in events:
+            first = event.first_attempt_at if event.first_attempt_at is not None else now
+            attempts = event.attempts + 1
+            attempt = Attempt(event.id, now, "retry", exc.request_id, exc.code, exc.message)
+            if attempts > len(self._schedule):
+                finishes.append(
+                    Finish(
+                        event.id,
+                        "dead",
+                        f"gave up after {attempts} attempts: {message}",
+                        at=now,
+                        request_id=exc.request_id,
+                        attempt=Attempt(event.id, now, "dead", exc.request_id, exc.code, exc.message),
+                    )
+                )
+            else:
+                due = max(now, first + self._schedule[attempts - 1])
+                later.append(Reschedule(event.id, due, True, first, message, attempt))
+        if finishes:
+            self.store.finish(finishes)
+        if later:
+            self.store.reschedule(later)
+        log.warning(
+            "delivery of %d event(s) failed (%s); %d rescheduled, %d dead",
+            len(events),
+            exc.code,
+            len(later),
+            len(finishes),
+        )
+
+    def _postpone(
+        self, events: Sequence[OutboxEvent], until: float, outcome: str, exc: DeliveryError, now: float
+    ) -> None:
+        self.store.reschedule(
+            [
+                Reschedule(
+                    e.id,
+                    until,
+                    False,
+                    e.first_attempt_at,
+                    None,
+                    Attempt(e.id, now, outcome, exc.request_id, exc.code, exc.message),
+                )
+                for e in events
+            ]
+        )
+
+    def _dead(self, events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryError | None = None) -> None:
+        request_id = exc.request_id if exc else None
+        code = exc.code if exc else None
+        self.store.finish(
+            [
+                Finish(
+                    e.id,
+                    "dead",
+                    reason,
+                    request_id=request_id,
+                    at=now,
+                    attempt=Attempt(e.id, now, "dead", request_id, code, reason),
+                )
+                for e in events
+            ]
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

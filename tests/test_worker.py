@@ -1,0 +1,203 @@
+"""The worker against a scripted Marketo (requests-mock) with the real client and a real store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests_mock as rm
+
+from connector.governor import Governor
+from connector.marketo import MarketoClient, TokenCache
+from connector.models import Integration
+from connector.settings import WorkerSettings
+from connector.sqlite_store import SqliteStore
+from connector.worker import Worker, retry_schedule
+from tests.conftest import INSTANCE, Clock, make_integration, pending_event
+
+LEADS = f"{INSTANCE}/rest/v1/leads.json"
+TOKEN = f"{INSTANCE}/identity/oauth/token"
+
+
+class Registry:
+    def __init__(self, *integrations: Integration) -> None:
+        self.items = {i.id: i for i in integrations}
+
+    def get(self, integration_id: str) -> Integration | None:
+        return self.items.get(integration_id)
+
+
+def make_worker(store: SqliteStore, clock: Clock, integration: Integration | None = None, **overrides: Any) -> Worker:
+    settings = WorkerSettings(**overrides)
+    governor = Governor(store, clock=clock, sleep=clock.sleep)
+    tokens = TokenCache()
+    return Worker(
+        store,
+        Registry(integration or make_integration()),
+        governor,
+        settings=settings,
+        clients=lambda i: MarketoClient(i.instance, i.client_id, i.client_secret, tokens=tokens, gate=governor.gate(i.instance)),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+def ok_for_each(start_id: int = 100) -> Callable[[Any, Any], dict[str, Any]]:
+    def answer(request: Any, context: Any) -> dict[str, Any]:
+        body = request.json()
+        return {
+            "requestId": "a1#18c",
+            "success": True,
+            "result": [{"id": start_id + i, "status": "updated"} for i, _ in enumerate(body["input"])],
+        }
+
+    return answer
+
+
+@pytest.fixture
+def marketo(requests_mock: rm.Mocker) -> rm.Mocker:
+    requests_mock.get(TOKEN, json={"access_token": "tok", "token_type": "bearer", "expires_in": 3599, "scope": "x"})
+    return requests_mock
+
+
+def lead_calls(m: rm.Mocker) -> list[dict[str, Any]]:
+    return [r.json() for r in m.request_history if r.path == "/rest/v1/leads.json"]
+
+
+def test_events_for_many_leads_leave_in_calls_of_300(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    marketo.post(LEADS, json=ok_for_each())
+    ids = [store.add_event(pending_event(f"u{i}@x.com", received_at=clock())).event_id for i in range(650)]
+    make_worker(store, clock).drain()
+    calls = lead_calls(marketo)
+    assert [len(c["input"]) for c in calls] == [300, 300, 50]
+    assert all(c["action"] == "updateOnly" and c["lookupField"] == "email" for c in calls)
+    assert calls[0]["input"][0] == {"email": "u0@x.com", "consentNewsletter": True}
+    assert store.counts() == {"acme": {"delivered": 650}}
+    record = store.get_event(ids[0])
+    assert record is not None and record.fields["request_id"] == "a1#18c" and record.fields["lead_id"] == 100
+    assert marketo.request_history[1].headers["Authorization"] == "Bearer tok"
+
+
+def test_unknown_user_is_skipped_and_neighbours_are_not_affected(
+    store: SqliteStore, clock: Clock, marketo: rm.Mocker
+) -> None:
+    marketo.post(LEADS, json={"requestId": "r#1", "success": True, "result": [
+        {"id": 7, "status": "updated"},
+        {"status": "skipped", "reasons": [{"code": "1004", "message": "Lead not found"}]},
+        {"status": "skipped", "reasons": [{"code": "1006", "message": "Field 'consentNewsletter' not found"}]},
+    ]})
+    a, b, c = (store.add_event(pending_event(f"{n}@x.com", received_at=clock())).event_id for n in "abc")
+    make_worker(store, clock).drain()
+    states = {i: store.get_event(i) for i in (a, b, c)}
+    assert states[a].state == "delivered"  # type: ignore[union-attr]
+    assert states[b].state == "skipped" and "unknown user" in states[b].fields["reason"]  # type: ignore[union-attr]
+    assert states[c].state == "dead" and "1006" in states[c].fields["reason"]  # type: ignore[union-attr]
+    assert len(lead_calls(marketo)) == 1
+
+
+def test_rate_limit_backs_off_without_using_a_retry(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    marketo.post(LEADS, [
+        {"json": {"requestId": "r#1", "success": False, "errors": [{"code": "606", "message": "Max rate limit"}]}},
+        {"json": ok_for_each()},
+    ])
+    event_id = store.add_event(pending_event(received_at=clock())).event_id
+    worker = make_worker(store, clock, rate_backoff=20.0)
+    worker.drain()
+    record = store.get_event(event_id)
+    assert record is not None and record.state == "pending" and record.fields["attempts"] == 0
+    clock.advance(20.0)
+    worker.drain()
+    record = store.get_event(event_id)
+    assert record is not None and record.state == "delivered"
+    assert [a.outcome for a in record.attempts] == ["rate_limited", "updated"]
+
+
+def test_five_retries_within_five_minutes_then_dead_then_replay(
+    store: SqliteStore, clock: Clock, marketo: rm.Mocker
+) -> None:
+    marketo.post(LEADS, json={"requestId": "r#9", "success": False, "errors": [{"code": "611", "message": "System error"}]})
+    event_id = store.add_event(pending_event(received_at=clock())).event_id
+    worker = make_worker(store, clock)
+    start = clock()
+    attempt_times = []
+    for _ in range(400):
+        before = len(lead_calls(marketo))
+        worker.drain()
+        if len(lead_calls(marketo)) > before:
+            attempt_times.append(clock() - start)
+        record = store.get_event(event_id)
+        assert record is not None
+        if record.state == "dead":
+            break
+        clock.advance(1.0)
+    assert attempt_times == [0.0, 10.0, 40.0, 100.0, 190.0, 290.0]  # first attempt + five retries
+    assert attempt_times[-1] <= 300
+    assert record.fields["last_error"].startswith("gave up after 6 attempts: Marketo 611")
+    assert record.fields["request_id"] == "r#9"
+    # replay after Marketo recovers
+    marketo.post(LEADS, json=ok_for_each())
+    assert store.replay([event_id], clock()) == 1
+    worker.drain()
+    record = store.get_event(event_id)
+    assert record is not None and record.state == "delivered"
+
+
+def test_retry_schedule_defaults_fit_in_five_minutes() -> None:
+    offsets = retry_schedule(WorkerSettings().retry_delays)
+    assert len(offsets) == 5 and offsets[-1] <= 300
+
+
+def test_daily_quota_parks_events_until_the_reset(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    marketo.post(LEADS, json={"requestId": "r#2", "success": False, "errors": [{"code": "607", "message": "Daily quota reached"}]})
+    event_id = store.add_event(pending_event(received_at=clock())).event_id
+    worker = make_worker(store, clock)
+    worker.drain()
+    record = store.get_event(event_id)
+    assert record is not None and record.state == "pending" and record.fields["attempts"] == 0
+    pause = store.pauses(clock())[INSTANCE]
+    assert record.fields["next_attempt_at"] == pause[0] > clock() + 60
+    worker.drain()
+    assert len(lead_calls(marketo)) == 1  # nothing sent while paused
+
+
+def test_batch_too_large_is_split_and_resent(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    marketo.post(LEADS, [
+        {"json": {"requestId": "r#3", "success": False, "errors": [{"code": "604", "message": "Request timed out"}]}},
+        {"json": ok_for_each()},
+        {"json": ok_for_each()},
+    ])
+    for i in range(10):
+        store.add_event(pending_event(f"u{i}@x.com", received_at=clock()))
+    make_worker(store, clock).drain()
+    assert [len(c["input"]) for c in lead_calls(marketo)] == [10, 5, 5]
+    assert store.counts() == {"acme": {"delivered": 10}}
+
+
+def test_an_older_consent_never_overwrites_a_newer_one(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    marketo.post(LEADS, json=ok_for_each())
+    worker = make_worker(store, clock)
+    store.add_event(pending_event("a@x.com", {"consentNewsletter": False}, "2026-01-01T10:00:00.000000Z"))
+    worker.drain()
+    late = store.add_event(pending_event("a@x.com", {"consentNewsletter": True}, "2026-01-01T09:00:00.000000Z"))
+    worker.drain()
+    record = store.get_event(late.event_id)
+    assert record is not None and record.state == "skipped" and record.fields["reason"].startswith("stale")
+    assert len(lead_calls(marketo)) == 1
+
+
+def test_bad_credentials_dead_letter_with_a_clear_reason(store: SqliteStore, clock: Clock, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(TOKEN, status_code=401, json={"error": "invalid_client", "error_description": "Bad client credentials"})
+    event_id = store.add_event(pending_event(received_at=clock())).event_id
+    make_worker(store, clock).drain()
+    record = store.get_event(event_id)
+    assert record is not None and record.state == "dead"
+    assert "client" in record.fields["reason"].lower() and "s3cr3t" not in json.dumps(record.fields)
+
+
+def test_deleted_integration_dead_letters(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    event_id = store.add_event(pending_event(integration_id="gone", received_at=clock())).event_id
+    make_worker(store, clock).drain()
+    record = store.get_event(event_id)
+    assert record is not None and record.state == "dead" and "no longer exists" in record.fields["reason"]
