@@ -12,13 +12,21 @@ from connector.outbox import OutboxEvent, lead_key
 INSTANCE = "https://x.mktorest.com"
 
 
-def ev(
-    event_id: int, email: str, attrs: dict[str, Any], at: str, *, lookup: str = "email"
-) -> OutboxEvent:
+def ev(event_id: int, email: str, attrs: dict[str, Any], at: str, *, lookup: str = "email") -> OutboxEvent:
     return OutboxEvent(
-        id=event_id, integration_id="i", instance=INSTANCE, action="updateOnly", lookup_field=lookup,
-        lookup_value=email, partition=None, attributes=attrs, consent_at=at, attempts=0,
-        first_attempt_at=None, received_at=0.0, due_at=0.0,
+        id=event_id,
+        integration_id="i",
+        instance=INSTANCE,
+        action="updateOnly",
+        lookup_field=lookup,
+        lookup_value=email,
+        partition=None,
+        attributes=attrs,
+        consent_at=at,
+        attempts=0,
+        first_attempt_at=None,
+        received_at=0.0,
+        due_at=0.0,
     )
 
 
@@ -59,13 +67,13 @@ def test_equal_timestamp_is_not_stale_so_a_replay_reapplies() -> None:
 
 
 def test_ties_go_to_the_later_event() -> None:
-    records, _ = coalesce(
-        [ev(2, "a@x.com", {"news": False}, "T1"), ev(1, "a@x.com", {"news": True}, "T1")], {}
-    )
+    records, _ = coalesce([ev(2, "a@x.com", {"news": False}, "T1"), ev(1, "a@x.com", {"news": True}, "T1")], {})
     assert records[0].attributes == {"news": False}
 
 
-@pytest.mark.parametrize(("count", "max_records", "sizes"), [(301, 300, [300, 1]), (600, 300, [300, 300]), (5, 2, [2, 2, 1])])
+@pytest.mark.parametrize(
+    ("count", "max_records", "sizes"), [(301, 300, [300, 1]), (600, 300, [300, 300]), (5, 2, [2, 2, 1])]
+)
 def test_split_by_record_count(count: int, max_records: int, sizes: list[int]) -> None:
     records, _ = coalesce([ev(i, f"u{i}@x.com", {"news": True}, "T") for i in range(count)], {})
     assert [len(c) for c in split(records, max_records, 1_000_000)] == sizes

@@ -61,8 +61,18 @@ def test_orphaned_leases_are_released_by_owner(store: SqliteStore) -> None:
 def test_reschedule_counts_attempts_and_logs_them(store: SqliteStore) -> None:
     event_id = store.add_event(pending_event(received_at=NOW)).event_id
     store.claim(NOW, 10, NOW + 60, "w")
-    store.reschedule([Reschedule(event_id, NOW + 10, True, NOW, "Marketo 611: boom",
-                                 Attempt(event_id, NOW, "retry", "req#1", "611", "boom"))])
+    store.reschedule(
+        [
+            Reschedule(
+                event_id,
+                NOW + 10,
+                True,
+                NOW,
+                "Marketo 611: boom",
+                Attempt(event_id, NOW, "retry", "req#1", "611", "boom"),
+            )
+        ]
+    )
     assert store.claim(NOW + 5, 10, NOW + 60, "w") == []
     (again,) = store.claim(NOW + 10, 10, NOW + 60, "w")
     assert again.attempts == 1 and again.first_attempt_at == NOW

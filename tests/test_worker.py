@@ -38,7 +38,9 @@ def make_worker(store: SqliteStore, clock: Clock, integration: Integration | Non
         Registry(integration or make_integration()),
         governor,
         settings=settings,
-        clients=lambda i: MarketoClient(i.instance, i.client_id, i.client_secret, tokens=tokens, gate=governor.gate(i.instance)),
+        clients=lambda i: MarketoClient(
+            i.instance, i.client_id, i.client_secret, tokens=tokens, gate=governor.gate(i.instance)
+        ),
         clock=clock,
         sleep=clock.sleep,
     )
@@ -83,11 +85,18 @@ def test_events_for_many_leads_leave_in_calls_of_300(store: SqliteStore, clock: 
 def test_unknown_user_is_skipped_and_neighbours_are_not_affected(
     store: SqliteStore, clock: Clock, marketo: rm.Mocker
 ) -> None:
-    marketo.post(LEADS, json={"requestId": "r#1", "success": True, "result": [
-        {"id": 7, "status": "updated"},
-        {"status": "skipped", "reasons": [{"code": "1004", "message": "Lead not found"}]},
-        {"status": "skipped", "reasons": [{"code": "1006", "message": "Field 'consentNewsletter' not found"}]},
-    ]})
+    marketo.post(
+        LEADS,
+        json={
+            "requestId": "r#1",
+            "success": True,
+            "result": [
+                {"id": 7, "status": "updated"},
+                {"status": "skipped", "reasons": [{"code": "1004", "message": "Lead not found"}]},
+                {"status": "skipped", "reasons": [{"code": "1006", "message": "Field 'consentNewsletter' not found"}]},
+            ],
+        },
+    )
     a, b, c = (store.add_event(pending_event(f"{n}@x.com", received_at=clock())).event_id for n in "abc")
     make_worker(store, clock).drain()
     states = {i: store.get_event(i) for i in (a, b, c)}
@@ -98,10 +107,13 @@ def test_unknown_user_is_skipped_and_neighbours_are_not_affected(
 
 
 def test_rate_limit_backs_off_without_using_a_retry(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
-    marketo.post(LEADS, [
-        {"json": {"requestId": "r#1", "success": False, "errors": [{"code": "606", "message": "Max rate limit"}]}},
-        {"json": ok_for_each()},
-    ])
+    marketo.post(
+        LEADS,
+        [
+            {"json": {"requestId": "r#1", "success": False, "errors": [{"code": "606", "message": "Max rate limit"}]}},
+            {"json": ok_for_each()},
+        ],
+    )
     event_id = store.add_event(pending_event(received_at=clock())).event_id
     worker = make_worker(store, clock, rate_backoff=20.0)
     worker.drain()
@@ -117,7 +129,9 @@ def test_rate_limit_backs_off_without_using_a_retry(store: SqliteStore, clock: C
 def test_five_retries_within_five_minutes_then_dead_then_replay(
     store: SqliteStore, clock: Clock, marketo: rm.Mocker
 ) -> None:
-    marketo.post(LEADS, json={"requestId": "r#9", "success": False, "errors": [{"code": "611", "message": "System error"}]})
+    marketo.post(
+        LEADS, json={"requestId": "r#9", "success": False, "errors": [{"code": "611", "message": "System error"}]}
+    )
     event_id = store.add_event(pending_event(received_at=clock())).event_id
     worker = make_worker(store, clock)
     start = clock()
@@ -150,7 +164,10 @@ def test_retry_schedule_defaults_fit_in_five_minutes() -> None:
 
 
 def test_daily_quota_parks_events_until_the_reset(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
-    marketo.post(LEADS, json={"requestId": "r#2", "success": False, "errors": [{"code": "607", "message": "Daily quota reached"}]})
+    marketo.post(
+        LEADS,
+        json={"requestId": "r#2", "success": False, "errors": [{"code": "607", "message": "Daily quota reached"}]},
+    )
     event_id = store.add_event(pending_event(received_at=clock())).event_id
     worker = make_worker(store, clock)
     worker.drain()
@@ -163,11 +180,20 @@ def test_daily_quota_parks_events_until_the_reset(store: SqliteStore, clock: Clo
 
 
 def test_batch_too_large_is_split_and_resent(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
-    marketo.post(LEADS, [
-        {"json": {"requestId": "r#3", "success": False, "errors": [{"code": "604", "message": "Request timed out"}]}},
-        {"json": ok_for_each()},
-        {"json": ok_for_each()},
-    ])
+    marketo.post(
+        LEADS,
+        [
+            {
+                "json": {
+                    "requestId": "r#3",
+                    "success": False,
+                    "errors": [{"code": "604", "message": "Request timed out"}],
+                }
+            },
+            {"json": ok_for_each()},
+            {"json": ok_for_each()},
+        ],
+    )
     for i in range(10):
         store.add_event(pending_event(f"u{i}@x.com", received_at=clock()))
     make_worker(store, clock).drain()
@@ -187,8 +213,12 @@ def test_an_older_consent_never_overwrites_a_newer_one(store: SqliteStore, clock
     assert len(lead_calls(marketo)) == 1
 
 
-def test_bad_credentials_dead_letter_with_a_clear_reason(store: SqliteStore, clock: Clock, requests_mock: rm.Mocker) -> None:
-    requests_mock.get(TOKEN, status_code=401, json={"error": "invalid_client", "error_description": "Bad client credentials"})
+def test_bad_credentials_dead_letter_with_a_clear_reason(
+    store: SqliteStore, clock: Clock, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.get(
+        TOKEN, status_code=401, json={"error": "invalid_client", "error_description": "Bad client credentials"}
+    )
     event_id = store.add_event(pending_event(received_at=clock())).event_id
     make_worker(store, clock).drain()
     record = store.get_event(event_id)

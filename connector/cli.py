@@ -1,0 +1,360 @@
+"""The ``connector`` command: thin adapters over the modules; every error is one clear line, exit 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from connector import __version__, config, logs
+from connector.errors import ConfigError, ConnectorError
+from connector.settings import Settings, from_env
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {logs.mask(message)}", err=True)
+    sys.exit(1)
+
+
+def _settings(db: str | None = None) -> Settings:
+    try:
+        settings = from_env().with_database(db)
+    except ValueError as exc:
+        _fail(str(exc))
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def _service(db: str | None = None) -> Any:
+    from connector.service import build
+
+    settings = _settings(db)
+    try:
+        return build(settings)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        default=None,
+        metavar="URL",
+        help="Database URL (default: $CONNECTOR_DATABASE_URL or sqlite:///connector.db).",
+    )(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="connector")
+def main() -> None:
+    """Consent-to-Marketo sync: Didomi-style consent webhooks delivered to Marketo lead attributes."""
+
+
+# -- configs -----------------------------------------------------------------------------------
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--online", is_flag=True, help="Also check fields and partition against the live instance.")
+def validate(files: tuple[str, ...], online: bool) -> None:
+    """Check integration config FILEs; print every problem as FILE: /json/pointer: message."""
+    code, lines = config.validate_files(list(files))
+    if online and code == 0:
+        from connector.online import check_files_online
+
+        code, lines = check_files_online(list(files))
+    for line in lines:
+        click.echo(logs.mask(line))
+    sys.exit(code)
+
+
+# -- running -----------------------------------------------------------------------------------
+@main.command()
+@click.option("--config", "configs", multiple=True, metavar="FILE", help="Integration config (id = file stem).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@db_option
+@click.option("--threads", default=8, show_default=True, type=int, help="HTTP worker threads.")
+@click.option(
+    "--allow-unauthenticated-webhooks",
+    is_flag=True,
+    help="Listen on a non-loopback address even though some integration has no webhook authentication.",
+)
+def serve(
+    configs: tuple[str, ...],
+    host: str,
+    port: int,
+    db: str | None,
+    threads: int,
+    allow_unauthenticated_webhooks: bool,
+) -> None:
+    """Run the webhook intake and the delivery worker in one process."""
+    from connector.service import is_loopback
+
+    service = _service(db)
+    try:
+        service.load_config_files(list(configs))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(logs.mask(f"{problem}"), err=True)
+        _fail("invalid --config; nothing started")
+    open_ids = service.unauthenticated()
+    if open_ids and not is_loopback(host) and not allow_unauthenticated_webhooks:
+        _fail(
+            f"refusing to listen on {host}: integration(s) {', '.join(open_ids)} have no webhook "
+            'authentication; add a "webhook" block or pass --allow-unauthenticated-webhooks'
+        )
+    _run_embedded(service, host, port, threads)
+
+
+def _run_embedded(service: Any, host: str, port: int, threads: int) -> None:
+    import signal
+
+    from waitress.server import create_server
+
+    from connector.web import create_app
+
+    worker = service.worker()
+    app = create_app(service.settings, store=service.store, registry=service.registry, on_enqueue=service.wake.set)
+    server = create_server(app, host=host, port=port, threads=threads, ident="connector")
+    thread = threading.Thread(target=worker.run_forever, name="connector-worker", daemon=True)
+    thread.start()
+
+    def _stop(*_: Any) -> None:
+        service.stop.set()
+        server.close()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo(f"connector {__version__} listening on http://{host}:{server.effective_port}", err=True)
+    try:
+        server.run()
+    except (OSError, ValueError):
+        pass  # closed by the signal handler
+    finally:
+        service.stop.set()
+        thread.join(timeout=30)
+        service.store.close()
+
+
+@main.command()
+@db_option
+def worker(db: str | None) -> None:
+    """Run only the delivery worker (for deployments that run intake and delivery apart)."""
+    import signal
+
+    service = _service(db)
+    signal.signal(signal.SIGTERM, lambda *_: service.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: service.stop.set())
+    click.echo("connector worker started", err=True)
+    service.worker().run_forever()
+    service.store.close()
+
+
+@main.command()
+@click.option("--config", "config_file", required=True, metavar="FILE")
+@click.argument("payload", metavar="PAYLOAD.json")
+@click.option("--dry-run", is_flag=True, help="Print the Marketo request(s) as JSON; no network call.")
+@db_option
+def send(config_file: str, payload: str, dry_run: bool, db: str | None) -> None:
+    """Run one sample consent PAYLOAD through the pipeline (for QA)."""
+    from connector.qa import send_payload
+
+    settings = _settings(db)
+    try:
+        code, output = send_payload(settings, config_file, payload, dry_run=dry_run, db=db)
+    except ConnectorError as exc:
+        _fail(str(exc))
+    click.echo(logs.mask(output))
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True, type=int)
+@click.option("--leads", "leads_file", default=None, metavar="FILE", help="JSON list of leads to seed.")
+@click.option("--token-ttl", default=3600.0, show_default=True, type=float)
+@click.option("--no-limits", is_flag=True, help="Turn off Marketo's rate, concurrency and quota limits.")
+def sandbox(host: str, port: int, leads_file: str | None, token_ttl: float, no_limits: bool) -> None:
+    """Run a local stand-in of the Marketo REST API (for QA and tests)."""
+    from connector.sandbox.server import run_sandbox
+
+    logs.configure("INFO")
+    try:
+        run_sandbox(host=host, port=port, leads_file=leads_file, token_ttl=token_ttl, limits=not no_limits)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the temporary database and print its path.")
+def demo(keep: bool) -> None:
+    """Start a sandbox and the connector, send the sample payloads, show before/after."""
+    from connector.demo import run_demo
+
+    logs.configure("WARNING")
+    sys.exit(run_demo(keep=keep))
+
+
+# -- operations --------------------------------------------------------------------------------
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def status(db: str | None, as_json: bool) -> None:
+    """Per integration: counts of pending, delivered, skipped, ignored and dead events."""
+    from connector.web import status_document
+
+    service = _service(db)
+    doc = status_document(service.store, [i for i, _d, _s in service.registry.list()], time.time())
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"{'integration':24} {'pending':>8} {'delivered':>10} {'skipped':>8} {'ignored':>8} {'dead':>6}")
+    for integration_id, c in doc["integrations"].items():
+        click.echo(
+            f"{integration_id:24} {c['pending']:>8} {c['delivered']:>10} {c['skipped']:>8} "
+            f"{c['ignored']:>8} {c['dead']:>6}"
+        )
+    for instance, pause in doc.get("paused_instances", {}).items():
+        until = datetime.fromtimestamp(pause["until"], UTC).isoformat(timespec="seconds")
+        click.echo(f"paused: {instance} until {until} ({pause['reason']})")
+
+
+@main.group()
+def deadletters() -> None:
+    """List and replay events that could not be delivered."""
+
+
+@deadletters.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--integration", default=None)
+def deadletters_list(db: str | None, as_json: bool, integration: str | None) -> None:
+    from connector.audit import event_document
+
+    service = _service(db)
+    docs = [
+        event_document(r) for r in service.store.list_events(integration_id=integration, state="dead", limit=100000)
+    ]
+    if as_json:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    if not docs:
+        click.echo("no dead letters")
+    for d in docs:
+        lookup = d["lookup"] or {}
+        click.echo(
+            f"{d['id']:>8}  {d['integration']:16} {d['received_at']}  {lookup.get('value', '')}  "
+            f"{d['last_error'] or d['outcome']}"
+        )
+
+
+@deadletters.command("replay")
+@click.argument("event_id", required=False, type=int)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+@db_option
+def deadletters_replay(event_id: int | None, replay_all: bool, db: str | None) -> None:
+    """Put dead letter EVENT_ID (or --all) back in the outbox with a fresh retry budget."""
+    if (event_id is None) == (not replay_all):
+        _fail("give one event id or --all")
+    service = _service(db)
+    count = service.store.replay(None if replay_all else [int(event_id or 0)], time.time())
+    if event_id is not None and count == 0:
+        _fail(f"event {event_id} is not a dead letter")
+    click.echo(f"replayed {count} event(s); a running worker delivers them now")
+
+
+@main.group()
+def events() -> None:
+    """Find events and show their audit trail."""
+
+
+@events.command("show")
+@click.argument("event_id", type=int)
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def events_show(event_id: int, db: str | None, as_json: bool) -> None:
+    from connector.audit import event_document, render
+
+    service = _service(db)
+    record = service.store.get_event(event_id)
+    if record is None:
+        _fail(f"no event {event_id}")
+    doc = event_document(record)
+    click.echo(json.dumps(doc, indent=2) if as_json else render(doc))
+
+
+@events.command("list")
+@click.option("--integration", default=None)
+@click.option("--state", type=click.Choice(["pending", "delivered", "skipped", "ignored", "dead"]), default=None)
+@click.option("--since", default=None, help="ISO time (2026-11-23T10:00:00Z) or a duration like 2h, 30m, 7d.")
+@click.option("--limit", default=100, show_default=True, type=int)
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def events_list(
+    integration: str | None, state: str | None, since: str | None, limit: int, db: str | None, as_json: bool
+) -> None:
+    from connector.audit import event_document
+
+    try:
+        since_ts = parse_since(since, time.time()) if since else None
+    except ValueError as exc:
+        _fail(str(exc))
+    service = _service(db)
+    docs = [
+        event_document(r)
+        for r in service.store.list_events(integration_id=integration, state=state, since=since_ts, limit=limit)
+    ]
+    if as_json:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    for d in docs:
+        lookup = d["lookup"] or {}
+        click.echo(
+            f"{d['id']:>8}  {d['integration']:16} {d['received_at']}  {lookup.get('value', '')!s:32} {d['outcome']}"
+        )
+
+
+@events.command("prune")
+@click.option("--older-than", "days", default=None, type=float, help="Days (default $CONNECTOR_RETENTION_DAYS, 90).")
+@db_option
+def events_prune(days: float | None, db: str | None) -> None:
+    """Delete finished events (and their attempts) received more than DAYS ago."""
+    service = _service(db)
+    keep = service.settings.retention_days if days is None else days
+    count = service.store.prune(time.time() - keep * 86400)
+    click.echo(f"pruned {count} event(s) older than {keep:g} days")
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new key for CONNECTOR_SECRET_KEY (encrypts secrets at rest)."""
+    from connector.vault import generate_key
+
+    click.echo(generate_key())
+
+
+def parse_since(text: str, now: float) -> float:
+    """ "2h" / "30m" / "7d" / "45s" ago, or an ISO-8601 time.
+
+    Raises:
+        ValueError: saying what forms are accepted.
+    """
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip()
+    if text and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
+        return now - float(text[:-1]) * units[text[-1]]
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--since {text!r}: use an ISO time (2026-11-23T10:00:00Z) or 30m, 2h, 7d") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()

@@ -1,0 +1,119 @@
+"""Wiring: build the store, registry, governor and worker from settings; run intake and worker together."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connector import config, logs
+from connector.fields import FieldCache
+from connector.governor import Governor
+from connector.models import Integration
+from connector.outbox import Store, open_store
+from connector.registry import Registry
+from connector.settings import Settings
+from connector.vault import Vault
+from connector.worker import Worker
+
+log = logging.getLogger("connector.service")
+
+
+@dataclass
+class Service:
+    settings: Settings
+    store: Store
+    registry: Registry
+    governor: Governor
+    stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def worker(self) -> Worker:
+        return Worker(
+            self.store,
+            self.registry,
+            self.governor,
+            settings=self.settings.worker,
+            field_cache=FieldCache(),
+            stop=self.stop,
+            wake=self.wake,
+        )
+
+    def load_config_files(self, paths: Sequence[str]) -> list[Integration]:
+        """Validate and store each ``--config`` file (integration id = file stem).
+
+        Raises:
+            ConfigError: from the first invalid file, with every problem in it.
+        """
+        loaded = []
+        for path in paths:
+            integration = config.load_file(path)
+            remember_secrets(integration)
+            loaded.append(self.registry.put(integration.id, config.read_json_file(path), "file"))
+        return loaded
+
+    def unauthenticated(self) -> list[str]:
+        """Integrations whose webhook has no authentication configured."""
+        found = []
+        for integration_id, _doc, _src in self.registry.list():
+            integration = self.registry.get(integration_id)
+            if integration is not None and (integration.webhook is None or not integration.webhook.authenticates):
+                found.append(integration_id)
+        return found
+
+    def close(self) -> None:
+        self.stop.set()
+        self.store.close()
+
+
+def build(settings: Settings) -> Service:
+    """Open the store named by *settings* and wire the rest.
+
+    Raises:
+        ValueError: for an unusable database URL.
+    """
+    logs.register_secret(settings.admin_token)
+    logs.register_secret(settings.secret_key)
+    store = open_store(settings.database_url)
+    stop = threading.Event()
+    governor = Governor(
+        store,
+        calls_per_window=settings.rate_limit,
+        window=settings.rate_window,
+        safety=settings.rate_safety,
+        max_concurrent=settings.max_concurrent,
+        stop=stop,
+    )
+    registry = Registry(store, Vault(settings.secret_key))
+    for integration_id, _doc, _src in registry.list():
+        integration = registry.get(integration_id)
+        if integration is not None:
+            remember_secrets(integration)
+    return Service(settings, store, registry, governor, stop=stop)
+
+
+def remember_secrets(integration: Integration) -> None:
+    logs.register_secret(integration.client_secret)
+    if integration.webhook is not None:
+        for secret in (
+            integration.webhook.oauth_client_secret,
+            integration.webhook.header_secret,
+            integration.webhook.standard_webhooks_secret,
+        ):
+            logs.register_secret(secret)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def database_path_hint(url: str) -> str:
+    return str(Path(url[len("sqlite:///") :]).resolve()) if url.startswith("sqlite:///") else url
