@@ -22,10 +22,10 @@ from connector.settings import Settings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_configs"
 SEED_LEADS = [
-    {"id": 1, "email": "john.smith@example.com", "firstName": "John", "lastName": "Smith"},
-    {"id": 2, "email": "jane.doe@example.com", "firstName": "Jane", "lastName": "Doe"},
+    {"id": 1, "email": "jane.doe@example.com", "firstName": "Jane", "lastName": "Doe"},
+    {"id": 2, "email": "john.smith@example.com", "firstName": "John", "lastName": "Smith"},
 ]
-COLUMNS = ("id", "email", "consentNewsletter", "consentGeolocation", "newsletterTopics")
+COLUMNS = ("id", "email", "consentNewsletter", "consentNewsletterText", "consentGeolocation", "newsletterTopics")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ SCENARIO = (
     Step("email", "no-choice.json", "updated", "John: no newsletter choice (null), geolocation on"),
     Step("email", "unknown-user.json", "skipped: unknown user", "a person Marketo does not know (update only)"),
     Step("upsert", "unknown-user.json", "created", "the same person, through an upsert integration"),
-    Step("leadid", "lead-id.json", "updated", "an event keyed by Marketo lead id 1 (John)"),
+    Step("leadid", "lead-id.json", "skipped: stale", "an older consent for lead id 1 (Jane) arrives late"),
     Step("email", "user-updated.json", "ignored: user_event", "a user.* event"),
     Step("email", "event-deleted.json", "ignored: deleted_event", "an event.deleted"),
     Step("email", "guest.json", "ignored: no_organization_user_id", "a guest with no organization user id"),

@@ -46,7 +46,12 @@ class NewEvent:
 
 
 def lead_key(instance: str, lookup_field: str, lookup_value: str | int) -> str:
-    """The identity of one Marketo lead as far as ordering is concerned (emails case-insensitive)."""
+    """The identity of one Marketo lead as far as ordering is concerned (emails case-insensitive).
+
+    Once Marketo tells us a lead's id, the key ``lead_key(instance, "id", lead_id)`` is its canonical
+    key, and the store keeps an alias from the lookup key to it, so consents reaching the same lead
+    by email and by lead id are ordered together.
+    """
     return f"{instance}|{lookup_field}|{str(lookup_value).strip().lower()}"
 
 
@@ -157,9 +162,15 @@ class Store(Protocol):
     def release(self, event_ids: Iterable[int]) -> None: ...
     def release_orphans(self, owners: Iterable[str]) -> int: ...
     def lease_owners(self) -> list[str]: ...
-    def finish(self, finishes: Sequence[Finish], watermarks: Sequence[Watermark] = ()) -> None: ...
+    def finish(
+        self,
+        finishes: Sequence[Finish],
+        watermarks: Sequence[Watermark] = (),
+        aliases: Sequence[tuple[str, str]] = (),
+    ) -> None: ...
     def reschedule(self, items: Sequence[Reschedule]) -> None: ...
     def watermarks(self, lead_keys: Sequence[str]) -> dict[tuple[str, str], str]: ...
+    def aliases(self, lead_keys: Sequence[str]) -> dict[str, str]: ...
     def next_due(self) -> float | None: ...
 
     # operations

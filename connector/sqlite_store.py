@@ -83,6 +83,10 @@ CREATE TABLE IF NOT EXISTS watermarks (
     event_id INTEGER NOT NULL,
     PRIMARY KEY (lead_key, attribute)
 );
+CREATE TABLE IF NOT EXISTS lead_aliases (
+    lead_key TEXT PRIMARY KEY,
+    canonical_key TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS governor_calls (
     instance TEXT NOT NULL,
     at REAL NOT NULL
@@ -305,8 +309,18 @@ class SqliteStore:
                 db.execute("DELETE FROM governor_slots WHERE holder LIKE ?", (owner + "%",))
         return released
 
-    def finish(self, finishes: Sequence[Finish], watermarks: Sequence[Watermark] = ()) -> None:
+    def finish(
+        self,
+        finishes: Sequence[Finish],
+        watermarks: Sequence[Watermark] = (),
+        aliases: Sequence[tuple[str, str]] = (),
+    ) -> None:
         with self._write() as db:
+            db.executemany(
+                "INSERT INTO lead_aliases (lead_key, canonical_key) VALUES (?, ?) "
+                "ON CONFLICT (lead_key) DO UPDATE SET canonical_key = excluded.canonical_key",
+                list(aliases),
+            )
             db.executemany(
                 "UPDATE events SET state = ?, reason = ?, lead_id = COALESCE(?, lead_id), "
                 "request_id = COALESCE(?, request_id), finished_at = ?, lease_until = NULL, "
@@ -353,6 +367,17 @@ class SqliteStore:
                 tuple(chunk),
             ):
                 found[(r[0], r[1])] = r[2]
+        return found
+
+    def aliases(self, lead_keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        keys = list(dict.fromkeys(lead_keys))
+        for chunk in _chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            for r in self._connect().execute(
+                f"SELECT lead_key, canonical_key FROM lead_aliases WHERE lead_key IN ({marks})", tuple(chunk)
+            ):
+                found[r[0]] = r[1]
         return found
 
     def next_due(self) -> float | None:

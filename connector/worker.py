@@ -33,7 +33,7 @@ from connector.fields import FieldCache, FieldInfo, convert
 from connector.governor import Governor, Stopped
 from connector.marketo import MarketoClient, SyncResult
 from connector.models import Integration
-from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Store, Watermark
+from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Store, Watermark, lead_key
 from connector.settings import WorkerSettings
 
 log = logging.getLogger("connector.worker")
@@ -210,8 +210,7 @@ class Worker:
         if integration is None:
             self._dead(events, "integration no longer exists", now)
             return
-        watermarks = self.store.watermarks([e.lead_key for e in events])
-        records, stale = coalesce(events, watermarks)
+        records, stale = coalesce(events, self._watermarks(events))
         if stale:
             self.store.finish(
                 [
@@ -223,6 +222,18 @@ class Worker:
         records = self._convert(key, client, records, now)
         for chunk in split(records, self.settings.batch_size, self.settings.max_body_bytes):
             self._send(key, client, chunk)
+
+    def _watermarks(self, events: Sequence[OutboxEvent]) -> dict[tuple[str, str], str]:
+        """Watermarks per (lookup key, attribute), including those applied via the lead's canonical id key."""
+        keys = list({e.lead_key for e in events})
+        aliases = self.store.aliases(keys)
+        found = self.store.watermarks(keys + list(aliases.values()))
+        merged = dict(found)
+        for key, canonical in aliases.items():
+            for (lead, attribute), consent_at in found.items():
+                if lead == canonical and consent_at > merged.get((key, attribute), ""):
+                    merged[(key, attribute)] = consent_at
+        return merged
 
     def _convert(self, key: BatchKey, client: MarketoApi, records: list[Record], now: float) -> list[Record]:
         if self.field_cache is None:
@@ -278,6 +289,7 @@ class Worker:
         now = self.clock()
         finishes: list[Finish] = []
         marks: list[Watermark] = []
+        aliases: list[tuple[str, str]] = []
         for record, outcome in zip(records, result.results, strict=True):
             if outcome.status in ("updated", "created"):
                 for event in record.events:
@@ -292,8 +304,13 @@ class Worker:
                             attempt=Attempt(event.id, now, outcome.status, result.request_id),
                         )
                     )
+                canonical = lead_key(key.instance, "id", outcome.lead_id) if outcome.lead_id else None
                 for attribute, event in record.winners.items():
                     marks.append(Watermark(record.lead_key, attribute, event.consent_at, event.id))
+                    if canonical and canonical != record.lead_key:
+                        marks.append(Watermark(canonical, attribute, event.consent_at, event.id))
+                if canonical and canonical != record.lead_key:
+                    aliases.append((record.lead_key, canonical))
                 continue
             code = outcome.code or ""
             message = outcome.message or "skipped by Marketo"
@@ -314,7 +331,7 @@ class Worker:
                         attempt=Attempt(event.id, now, "skipped", result.request_id, code, message),
                     )
                 )
-        self.store.finish(finishes, marks)
+        self.store.finish(finishes, marks, aliases)
 
     # -- outcomes ----------------------------------------------------------------------------
     def _retry(self, events: Sequence[OutboxEvent], exc: RetryableError, now: float) -> None:

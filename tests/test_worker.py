@@ -231,3 +231,18 @@ def test_deleted_integration_dead_letters(store: SqliteStore, clock: Clock, mark
     make_worker(store, clock).drain()
     record = store.get_event(event_id)
     assert record is not None and record.state == "dead" and "no longer exists" in record.fields["reason"]
+
+
+def test_ordering_holds_across_email_and_lead_id_lookups(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    """A newer opt-out delivered by email is not overwritten by an older opt-in keyed by the lead's id."""
+    marketo.post(LEADS, json=ok_for_each(start_id=1))  # Marketo says the email lead is lead 1
+    worker = make_worker(store, clock)
+    store.add_event(pending_event("jane@x.com", {"consentNewsletter": False}, "2026-01-03T00:00:00.000000Z"))
+    worker.drain()
+    late = store.add_event(
+        pending_event("1", {"consentNewsletter": True}, "2026-01-02T00:00:00.000000Z", lookup_field="id")
+    )
+    worker.drain()
+    record = store.get_event(late.event_id)
+    assert record is not None and record.state == "skipped" and "stale" in record.fields["reason"]
+    assert len(lead_calls(marketo)) == 1
