@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -76,10 +77,20 @@ def _params(*sources: Mapping[str, Any]) -> dict[str, list[str]]:
 
 def _json_body() -> object:
     def reject(name: str) -> object:
-        raise ValueError(name)
+        raise ValueError(name)  # NaN / Infinity are not JSON
 
+    def finite(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError(text)  # 1e999 overflows: a strict parser refuses it
+        return number
+
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        raise RequestEntityTooLarge()  # werkzeug cuts a streamed (chunked) body at the limit silently
     try:
-        return json.loads(request.get_data(cache=True).decode("utf-8"), parse_constant=reject)
+        return json.loads(data.decode("utf-8"), parse_constant=reject, parse_float=finite)
     except (ValueError, RecursionError):
         raise ApiError("609") from None
 
@@ -93,8 +104,8 @@ class _Api:
     def gate(self) -> Response | None:
         config = self.state.config
         kind = _kind(request.path)
-        raw_uri = str(request.environ.get("RAW_URI") or request.full_path)
-        if len(raw_uri.encode("utf-8", "replace")) > config.max_uri_bytes:
+        uri_bytes = len(request.path.encode("utf-8", "replace")) + 1 + len(request.query_string)
+        if uri_bytes > config.max_uri_bytes:
             self.state.note_error("414")
             return http_failure(414)
         limit = config.max_control_body_bytes if kind == "control" else config.max_body_bytes

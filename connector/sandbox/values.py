@@ -5,7 +5,7 @@ Rules (recorded rejections in brackets, see research §2):
 - boolean: JSON true/false, or the strings "true"/"false" (any case) ["other"]
 - integer, score, percent, reference: JSON integers or integer strings in the int32 range
   [14.1, "100%"]; decimals are rejected even when integral (5.0)
-- float, currency: finite JSON numbers or numeric strings ["14c"]
+- float, currency: finite JSON numbers (integers up to 10^15) or numeric strings ["14c"]
 - email: ASCII, ``local@domain.tld``, at most 255 characters ["bademail"]
 - date: ``YYYY-MM-DD``
 - datetime: ISO 8601 with a time part, stored and echoed as UTC ``...Z`` in whole seconds ["yesterday"];
