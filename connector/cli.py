@@ -100,7 +100,7 @@ def serve(
 
     service = _service(db)
     try:
-        service.load_config_files(list(configs))
+        loaded = service.load_config_files(list(configs))
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(logs.mask(f"{problem}"), err=True)
@@ -111,6 +111,7 @@ def serve(
             f"refusing to listen on {host}: integration(s) {', '.join(open_ids)} have no webhook "
             'authentication; add a "webhook" block or pass --allow-unauthenticated-webhooks'
         )
+    service.check_online_in_background(loaded)
     _run_embedded(service, host, port, threads)
 
 

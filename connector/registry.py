@@ -7,6 +7,7 @@ intake and the worker in any process see an upload within ``refresh`` seconds.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -14,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from connector import config
-from connector.errors import ConfigError
+from connector.errors import ConfigError, Problem
 from connector.models import Integration
 from connector.outbox import Store
-from connector.vault import Vault
+from connector.vault import SECRET_PATHS, Vault, secret_slot
 
 
 class Registry:
@@ -42,12 +43,38 @@ class Registry:
         Raises:
             ConfigError: with every problem found.
         """
+        document = self._restore_masked_secrets(integration_id, document)
         integration = config.parse(document, integration_id)
         stored = json.dumps(self.vault.encrypt_document(document), sort_keys=True)
         self.store.put_integration(integration_id, stored, source, self.clock())
         with self._lock:
             self._cache[integration_id] = (self.clock(), stored, integration)
         return integration
+
+    def _restore_masked_secrets(self, integration_id: str, document: Any) -> Any:
+        """Keep the stored secret wherever an upload sends back the mask that GET showed.
+
+        Raises:
+            ConfigError: a masked secret with no stored secret to keep.
+        """
+        if not isinstance(document, dict):
+            return document
+        document = copy.deepcopy(document)
+        found = self.store.get_integration(integration_id)
+        previous = self.vault.decrypt_document(json.loads(found[0])) if found else {}
+        problems = []
+        for pointer in SECRET_PATHS:
+            slot = secret_slot(document, pointer)
+            if slot is None or slot[0].get(slot[1]) != config.MASK:
+                continue
+            old = secret_slot(previous, pointer)
+            if old is None or not isinstance(old[0].get(old[1]), str):
+                problems.append(Problem(pointer, "the secret is masked ('********'): send the secret itself"))
+                continue
+            slot[0][slot[1]] = old[0][old[1]]
+        if problems:
+            raise ConfigError(problems)
+        return document
 
     def get(self, integration_id: str) -> Integration | None:
         now = self.clock()

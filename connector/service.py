@@ -55,6 +55,49 @@ class Service:
             loaded.append(self.registry.put(integration.id, config.read_json_file(path), "file"))
         return loaded
 
+    def check_online_in_background(self, integrations: Sequence[Integration]) -> threading.Thread:
+        """Check each integration's mappings and partition against its instance; log what does not fit.
+
+        Runs in a thread so an unreachable Marketo never delays start-up; problems are warnings, since
+        events keep being accepted and an admin may be fixing the instance at the same moment.
+        """
+
+        def check() -> None:
+            from connector.errors import DeliveryError
+            from connector.marketo import MarketoClient
+            from connector.online import check_integration
+
+            for integration in integrations:
+                client = MarketoClient(
+                    integration.instance,
+                    integration.client_id,
+                    integration.client_secret,
+                    gate=self.governor.gate(integration.instance),
+                    timeout=10.0,
+                )
+                try:
+                    problems = check_integration(integration, client)
+                except DeliveryError as exc:
+                    log.warning(
+                        "could not check integration %s against %s: %s",
+                        integration.id,
+                        integration.instance,
+                        exc.message,
+                    )
+                    continue
+                for problem in problems:
+                    log.warning("integration %s does not fit its Marketo instance: %s", integration.id, problem)
+                if not problems:
+                    log.info(
+                        "integration %s checked against %s: every mapped field fits",
+                        integration.id,
+                        integration.instance,
+                    )
+
+        thread = threading.Thread(target=check, name="connector-online-check", daemon=True)
+        thread.start()
+        return thread
+
     def unauthenticated(self) -> list[str]:
         """Integrations whose webhook has no authentication configured."""
         found = []

@@ -38,6 +38,11 @@ def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
+def secret_slot(doc: Any, pointer: str) -> tuple[dict[str, Any], str] | None:
+    """The dict holding the secret at *pointer* and its key, or None when the document has no such slot."""
+    return _parent(doc, pointer)
+
+
 def _parent(doc: Any, pointer: str) -> tuple[dict[str, Any], str] | None:
     """The dict holding the last segment of *pointer*, and that segment; None if the path is absent."""
     *parents, leaf = pointer.lstrip("/").split("/")

@@ -222,3 +222,26 @@ def test_audit_trail_and_status_over_the_admin_api(client: FlaskClient) -> None:
     assert [e["outcome"] for e in listed.json["events"]] == ["ignored: regulation_not_enabled: cpra"]
     status = admin(client, "get", "/status")
     assert status.json["integrations"]["acme"] == {"pending": 1, "delivered": 0, "skipped": 0, "ignored": 1, "dead": 0}
+
+
+def test_a_config_shown_by_get_can_be_put_back_without_losing_its_secret(client: FlaskClient, app: Flask) -> None:
+    shown = admin(client, "get", "/integrations/acme").json["config"]
+    assert shown["authentication"]["client_secret"] == "********"
+    shown["upsert_mode"] = True
+    assert admin(client, "put", "/integrations/acme", shown).status_code == 200
+    runtime = app.extensions["connector"]
+    integration = runtime.registry.get("acme")
+    assert integration.upsert_mode is True and integration.client_secret == "MARKETO-SECRET-123"
+
+
+def test_a_masked_secret_for_a_new_integration_is_refused(client: FlaskClient) -> None:
+    doc = copy.deepcopy(CONFIG)
+    doc["authentication"]["client_secret"] = "********"
+    response = admin(client, "put", "/integrations/new-one", doc)
+    assert response.status_code == 422
+    assert response.json["problems"] == [
+        {
+            "path": "/authentication/client_secret",
+            "message": "the secret is masked ('********'): send the secret itself",
+        }
+    ]
