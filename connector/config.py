@@ -45,6 +45,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from connector.errors import ConfigError, Problem
+from connector.jsontext import clip, json_type, reject_constant
 from connector.mapping import is_known_property
 from connector.models import FieldMapping, Identifier, Integration, WebhookAuth
 
@@ -94,7 +95,7 @@ def read_json_file(path: str | Path) -> Any:
     except UnicodeDecodeError as exc:
         raise _read_error(f"file is not UTF-8 text (invalid byte at position {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise _read_error(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:
@@ -123,10 +124,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {_quote(key)}")
         document[key] = value
     return document
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 # -- checking -------------------------------------------------------------------------------------
@@ -178,7 +175,7 @@ def _schema_problems(error: ValidationError) -> list[Problem]:
     if keyword == "type":
         types = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_JSON_TYPES.get(t, t) for t in types)
-        return [Problem(path, f"must be {wanted}, not {_json_type(instance)}")]
+        return [Problem(path, f"must be {wanted}, not {json_type(instance)}")]
     if keyword in ("const", "enum"):
         allowed = [expected] if keyword == "const" else list(expected)
         choices = ", ".join(_got(v) for v in allowed)
@@ -525,8 +522,7 @@ def _is_secret_key(key: str) -> bool:
 
 
 def _quote(value: Any, limit: int = _MAX_ECHO) -> str:
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(value)[: limit + 1])
-    return "'" + (text if len(text) <= limit else text[: limit - 3] + "...") + "'"
+    return "'" + clip(str(value), limit) + "'"
 
 
 def _got(value: Any) -> str:
@@ -536,22 +532,6 @@ def _got(value: Any) -> str:
     if value is None or isinstance(value, bool | int | float):
         return json.dumps(value)
     return ""
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def _first_repeat(values: Any) -> Any:

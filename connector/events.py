@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import PayloadError
+from connector.jsontext import clip, json_type, reject_constant
 from connector.mapping import flatten
 from connector.models import Consent, Ignored
 
@@ -56,7 +57,7 @@ def parse_json(body: bytes, *, max_depth: int = 32) -> Any:
     if _depth(text) > max_depth:
         raise PayloadError(f"JSON nested too deeply (more than {max_depth} levels)")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:
@@ -147,7 +148,7 @@ def dedupe_key(envelope: Any, raw_body: bytes) -> str:
 
 def _envelope(envelope: Any) -> tuple[str, Mapping[str, Any]]:
     if not isinstance(envelope, Mapping):
-        raise PayloadError(f"body must be a JSON object, not {_json_type(envelope)}")
+        raise PayloadError(f"body must be a JSON object, not {json_type(envelope)}")
     event_type = envelope.get("type")
     if not isinstance(event_type, str) or not event_type.strip():
         raise PayloadError("body needs a string 'type' (e.g. \"event.created\")")
@@ -217,10 +218,6 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
 def _echo(value: Any) -> str:
     """Return a short, printable rendering of a payload value, for reasons and keys."""
     if isinstance(value, str):
@@ -229,19 +226,4 @@ def _echo(value: Any) -> str:
         text = json.dumps(value)
     else:
         text = "<array>" if isinstance(value, list) else "<object>"
-    text = "".join(ch if ch.isprintable() else "?" for ch in text[: _MAX_ECHO + 1])
-    return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "..."
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
+    return clip(text, _MAX_ECHO)
