@@ -11,6 +11,7 @@
     │   ├── NotFoundError           404: unknown integration or event
     │   ├── PayloadTooLarge         413
     │   └── UnsupportedMediaType    415
+    ├── StoreUnavailable            the durable store failed: nothing was stored; answer 503, try later
     └── DeliveryError               talking to Marketo failed
         ├── RetryableError          transient: reschedule, counts against the event's retries
         │   ├── RateLimited         606 / 615: back off, does NOT count against the retries
@@ -107,6 +108,13 @@ class UnsupportedMediaType(IntakeError):
 
     http_status = 415
     code = "unsupported_media_type"
+
+
+class StoreUnavailable(ConnectorError):
+    """The durable store could not complete a transaction; nothing was written."""
+
+    http_status = 503
+    code = "store_unavailable"
 
 
 class DeliveryError(ConnectorError):

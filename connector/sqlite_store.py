@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from connector.errors import StoreUnavailable
 from connector.outbox import (
     AddResult,
     Attempt,
@@ -149,14 +150,21 @@ class SqliteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; SQLite failures surface as ``StoreUnavailable`` with nothing written."""
         db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database unavailable: {exc}") from exc
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreUnavailable(f"database write failed: {exc}") from exc
             raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

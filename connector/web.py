@@ -9,6 +9,7 @@ with a 4xx status; nothing is stored for a refused request.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 import time
@@ -27,6 +28,7 @@ from connector.errors import (
     NotFoundError,
     PayloadError,
     PayloadTooLarge,
+    StoreUnavailable,
     UnsupportedMediaType,
 )
 from connector.intake import new_event
@@ -39,6 +41,7 @@ from connector.vault import Vault
 log = logging.getLogger("connector.web")
 
 INTEGRATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_EVENT_ID = 2**63 - 1
 
 
 @dataclass
@@ -87,6 +90,13 @@ def _register_error_handlers(app: Flask) -> None:
     def _intake_error(exc: IntakeError) -> tuple[Response, int]:
         return jsonify(error=exc.code, message=exc.message), exc.http_status
 
+    @app.errorhandler(StoreUnavailable)
+    def _store_error(exc: StoreUnavailable) -> tuple[Response, int]:
+        log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
+        response = jsonify(error=exc.code, message="storage is temporarily unavailable; nothing was stored, retry")
+        response.headers["Retry-After"] = "5"
+        return response, exc.http_status
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
@@ -125,6 +135,20 @@ def _read_body() -> bytes:
     return request.get_data(cache=True)
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _parse_json(body: bytes) -> Any:
+    """``events.parse_json``, also refusing lone surrogates (JSON allows "\\ud800"; UTF-8, SQLite cannot)."""
+    document = events.parse_json(body, max_depth=runtime().settings.max_json_depth)
+    if _SURROGATE_ESCAPE.search(body):  # rare: only then look for an unpaired one
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError("invalid JSON: a \\u escape is an unpaired surrogate, not a character") from None
+    return document
+
+
 def _integration(integration_id: str) -> Integration:
     integration = runtime().registry.get(integration_id) if INTEGRATION_ID.match(integration_id) else None
     if integration is None:
@@ -146,7 +170,7 @@ def receive(integration_id: str) -> tuple[Response, int]:
         issuer=rt.issuer,
     )
     _require_json()
-    envelope = events.parse_json(body, max_depth=rt.settings.max_json_depth)
+    envelope = _parse_json(body)
     result = events.normalise(envelope, integration.regulations)
     new = new_event(integration, envelope, body, result, rt.clock())
     added = rt.store.add_event(new)
@@ -175,7 +199,10 @@ def oauth_token() -> tuple[Response, int]:
         else {}
     )
     if not form and request.is_json:
-        data = request.get_json(silent=True)
+        try:  # depth-limited: werkzeug's get_json(silent=True) lets a RecursionError through (a 500)
+            data = _parse_json(request.get_data(cache=True))
+        except PayloadError:
+            data = None
         form = {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
     try:
         client_id, client_secret = webhook_auth.parse_token_request(form, request.headers.get("Authorization"))
@@ -188,7 +215,7 @@ def oauth_token() -> tuple[Response, int]:
         webhook = integration.webhook if integration else None
         if integration is None or webhook is None or webhook.oauth_client_id is None:
             continue
-        if hmac.compare_digest(webhook.oauth_client_id.encode(), client_id.encode()):
+        if hmac.compare_digest(_utf8(webhook.oauth_client_id), _utf8(client_id)):
             try:
                 token, expires_in = rt.issuer.issue(integration, client_id, client_secret)
             except AuthenticationError:
@@ -197,6 +224,11 @@ def oauth_token() -> tuple[Response, int]:
             response.headers["Cache-Control"] = "no-store"
             return response, 200
     return _oauth_invalid_client()
+
+
+def _utf8(text: str) -> bytes:
+    # surrogatepass: a lone surrogate (JSON allows "\\ud800") must compare unequal, not raise (a 500)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _oauth_invalid_client() -> tuple[Response, int]:
@@ -253,7 +285,7 @@ def put_integration(integration_id: str) -> tuple[Response, int]:
     rt = runtime()
     _admin_integration_id(integration_id)
     _require_json()
-    document = events.parse_json(_read_body(), max_depth=rt.settings.max_json_depth)
+    document = _parse_json(_read_body())
     existed = rt.store.get_integration(integration_id) is not None
     try:
         rt.registry.put(integration_id, document, "api")
@@ -286,7 +318,8 @@ def list_events(integration_id: str) -> tuple[Response, int]:
 
 @admin.get("/integrations/<integration_id>/events/<int:event_id>")
 def show_event(integration_id: str, event_id: int) -> tuple[Response, int]:
-    record = runtime().store.get_event(event_id)
+    # SQLite integers are 64-bit; a larger id is no event (not an OverflowError, a 500)
+    record = runtime().store.get_event(event_id) if event_id <= MAX_EVENT_ID else None
     if record is None or record.integration_id != integration_id:
         raise NotFoundError(f"no event {event_id} for integration {integration_id[:64]!r}")
     return jsonify(_event_json(record)), 200

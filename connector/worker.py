@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,6 +106,7 @@ class Worker:
         self._schedule = retry_schedule(self.settings.retry_delays)
         self.calls = 0
         self.records_sent = 0
+        self._orphans_released = False
 
     # -- clients -----------------------------------------------------------------------------
     def _default_client(self, integration: Integration) -> MarketoApi:
@@ -125,43 +127,61 @@ class Worker:
 
     # -- loops -------------------------------------------------------------------------------
     def run_forever(self) -> None:
-        """Claim and deliver until ``stop`` is set; leases left by dead local processes are freed first."""
-        self.release_orphans()
+        """Claim and deliver until ``stop`` is set; leases left by dead local processes are freed first.
+
+        A failing store (locked, disk full) does not end the loop: it logs, waits and tries again;
+        claimed events whose delivery could not be recorded are reclaimed when their lease expires.
+        """
         held: dict[BatchKey, _Held] = {}
         in_flight: set[Future[None]] = set()
         with ThreadPoolExecutor(self.settings.senders, thread_name_prefix="connector-sender") as pool:
             while not self.stop.is_set():
-                in_flight = {f for f in in_flight if not f.done()}
-                now = self.clock()
-                held_count = sum(len(h.events) for h in held.values())
-                if len(in_flight) < self.settings.senders and held_count < self.settings.claim_limit:
-                    for event in self.store.claim(
-                        now, self.settings.claim_limit - held_count, now + self.settings.lease, self.owner
-                    ):
-                        slot = held.setdefault(batch_key(event), _Held(since=now))
-                        slot.events.append(event)
-                next_deadline = None
-                for key in list(held):
-                    slot = held[key]
-                    leads = len({e.lead_key for e in slot.events})
-                    deadline = slot.since + self.settings.linger
-                    if leads >= self.settings.batch_size or now >= deadline:
-                        if len(in_flight) >= self.settings.senders:
-                            break
-                        del held[key]
-                        in_flight.add(pool.submit(self._deliver_safely, key, slot.events))
-                    else:
-                        next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
-                if held and len(in_flight) >= self.settings.senders:
-                    self.sleep(0.005)
-                elif next_deadline is not None:
-                    self.wake.wait(max(0.0, min(next_deadline - self.clock(), self.settings.poll_interval)))
-                elif not held:
-                    self.wake.wait(self.settings.poll_interval)
-                    self.wake.clear()
+                try:
+                    if not self._orphans_released:
+                        self.release_orphans()
+                        self._orphans_released = True
+                    in_flight = self._cycle(pool, held, in_flight)
+                except Exception:
+                    log.exception("worker cycle failed; retrying in 1 s")
+                    self.stop.wait(1.0)
             leftovers = [e.id for h in held.values() for e in h.events]
             if leftovers:
-                self.store.release(leftovers)
+                with suppress(Exception):
+                    self.store.release(leftovers)
+
+    def _cycle(
+        self, pool: ThreadPoolExecutor, held: dict[BatchKey, _Held], in_flight: set[Future[None]]
+    ) -> set[Future[None]]:
+        """Claim due events, ship full or lingered batches, then wait a little; return the live futures."""
+        in_flight = {f for f in in_flight if not f.done()}
+        now = self.clock()
+        held_count = sum(len(h.events) for h in held.values())
+        if len(in_flight) < self.settings.senders and held_count < self.settings.claim_limit:
+            for event in self.store.claim(
+                now, self.settings.claim_limit - held_count, now + self.settings.lease, self.owner
+            ):
+                slot = held.setdefault(batch_key(event), _Held(since=now))
+                slot.events.append(event)
+        next_deadline = None
+        for key in list(held):
+            slot = held[key]
+            leads = len({e.lead_key for e in slot.events})
+            deadline = slot.since + self.settings.linger
+            if leads >= self.settings.batch_size or now >= deadline:
+                if len(in_flight) >= self.settings.senders:
+                    break
+                del held[key]
+                in_flight.add(pool.submit(self._deliver_safely, key, slot.events))
+            else:
+                next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
+        if held and len(in_flight) >= self.settings.senders:
+            self.sleep(0.005)
+        elif next_deadline is not None:
+            self.wake.wait(max(0.0, min(next_deadline - self.clock(), self.settings.poll_interval)))
+        elif not held:
+            self.wake.wait(self.settings.poll_interval)
+            self.wake.clear()
+        return in_flight
 
     def drain(self, *, max_rounds: int = 1000) -> int:
         """Deliver everything that is due now, synchronously, in this thread; return events handled."""
@@ -229,9 +249,14 @@ class Worker:
         aliases = self.store.aliases(keys)
         found = self.store.watermarks(keys + list(aliases.values()))
         merged = dict(found)
+        if not aliases:
+            return merged
+        by_lead: dict[str, list[tuple[str, str]]] = {}  # index once: the merge is O(watermarks), not O(aliases x)
+        for (lead, attribute), consent_at in found.items():
+            by_lead.setdefault(lead, []).append((attribute, consent_at))
         for key, canonical in aliases.items():
-            for (lead, attribute), consent_at in found.items():
-                if lead == canonical and consent_at > merged.get((key, attribute), ""):
+            for attribute, consent_at in by_lead.get(canonical, ()):
+                if consent_at > merged.get((key, attribute), ""):
                     merged[(key, attribute)] = consent_at
         return merged
 

@@ -162,3 +162,13 @@ def test_budget_is_shared_between_processes(tmp_path: Path) -> None:
     for p in procs:
         p.join(30)
     assert sum(queue.get(timeout=5) for _ in procs) == 40
+
+
+def test_sqlite_failures_become_store_unavailable(tmp_path: Path) -> None:
+    from connector.errors import StoreUnavailable
+
+    s = SqliteStore(tmp_path / "c.db")
+    s._connect().execute("DROP TABLE events")  # a broken database
+    with pytest.raises(StoreUnavailable):
+        s.add_event(pending_event())
+    s.close()

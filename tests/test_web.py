@@ -245,3 +245,15 @@ def test_a_masked_secret_for_a_new_integration_is_refused(client: FlaskClient) -
             "message": "the secret is masked ('********'): send the secret itself",
         }
     ]
+
+
+def test_a_failing_store_answers_503_and_the_sender_retries(client: FlaskClient, store: SqliteStore) -> None:
+    from connector.errors import StoreUnavailable
+
+    def broken(_event: object) -> object:
+        raise StoreUnavailable("database write failed: disk I/O error")
+
+    store.add_event = broken  # type: ignore[method-assign]
+    response = post(client, payload("opt-in.json"))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json["error"] == "store_unavailable" and "disk" not in response.json["message"]

@@ -246,3 +246,48 @@ def test_ordering_holds_across_email_and_lead_id_lookups(store: SqliteStore, clo
     record = store.get_event(late.event_id)
     assert record is not None and record.state == "skipped" and "stale" in record.fields["reason"]
     assert len(lead_calls(marketo)) == 1
+
+
+def test_the_worker_loop_survives_a_failing_store(store: SqliteStore, marketo: rm.Mocker) -> None:
+    """In `serve` the worker is a thread: a locked or broken database must not end it silently."""
+    import threading
+    import time
+
+    from connector.errors import StoreUnavailable
+
+    marketo.post(LEADS, json=ok_for_each())
+    event_id = store.add_event(pending_event(received_at=time.time())).event_id
+    real_claim = store.claim
+    failures = iter([True, True])
+
+    def flaky_claim(*args: Any) -> Any:
+        if next(failures, False):
+            raise StoreUnavailable("database unavailable: database is locked")
+        return real_claim(*args)
+
+    store.claim = flaky_claim  # type: ignore[method-assign]
+    stop = threading.Event()
+    governor = Governor(store, stop=stop)
+    tokens = TokenCache()
+    worker = Worker(
+        store,
+        Registry(make_integration()),
+        governor,
+        settings=WorkerSettings(linger=0.01),
+        stop=stop,
+        clients=lambda i: MarketoClient(i.instance, i.client_id, i.client_secret, tokens=tokens),
+    )
+    thread = threading.Thread(target=worker.run_forever)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            record = store.get_event(event_id)
+            if record is not None and record.state == "delivered":
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert record is not None and record.state == "delivered"
+    assert not thread.is_alive()
