@@ -388,6 +388,13 @@ class SqliteStore:
                 found[r[0]] = r[1]
         return found
 
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database answers a read."""
+        try:
+            self._connect().execute("SELECT COUNT(*) FROM integrations").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database unavailable: {exc}") from exc
+
     def next_due(self) -> float | None:
         row = (
             self._connect()

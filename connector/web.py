@@ -32,6 +32,8 @@ from connector.errors import (
     UnsupportedMediaType,
 )
 from connector.intake import new_event
+from connector.metrics import WebhookCounter
+from connector.metrics import render as render_metrics
 from connector.models import Integration
 from connector.outbox import STATES, Store, open_store
 from connector.registry import Registry
@@ -54,6 +56,7 @@ class Runtime:
     issuer: webhook_auth.TokenIssuer
     clock: Callable[[], float] = time.time
     on_enqueue: Callable[[], None] = field(default=lambda: None)
+    webhooks: WebhookCounter = field(default_factory=WebhookCounter)
 
 
 def runtime() -> Runtime:
@@ -239,7 +242,18 @@ def _oauth_invalid_client() -> tuple[Response, int]:
 
 @intake.get("/healthz")
 def healthz() -> tuple[Response, int]:
+    """Liveness and readiness: answers 200 only when the store can be read (503 otherwise)."""
+    runtime().store.ping()
     return jsonify(status="ok"), 200
+
+
+@intake.after_request
+def _count_webhook(response: Response) -> Response:
+    if request.endpoint == "intake.receive" and request.view_args:
+        integration_id = str(request.view_args.get("integration_id", ""))
+        if runtime().registry.get(integration_id) is not None:  # unknown ids would grow the label set
+            runtime().webhooks.add(integration_id, response.status_code)
+    return response
 
 
 # -- admin API ---------------------------------------------------------------------------------
@@ -323,6 +337,14 @@ def show_event(integration_id: str, event_id: int) -> tuple[Response, int]:
     if record is None or record.integration_id != integration_id:
         raise NotFoundError(f"no event {event_id} for integration {integration_id[:64]!r}")
     return jsonify(_event_json(record)), 200
+
+
+@admin.get("/metrics")
+def metrics() -> tuple[Response, int]:
+    """Prometheus text format; scrape with the admin token as bearer token."""
+    rt = runtime()
+    text = render_metrics(rt.store, rt.webhooks, [i for i, _d, _s in rt.registry.list()], rt.clock())
+    return Response(text, mimetype="text/plain; version=0.0.4"), 200
 
 
 @admin.get("/status")

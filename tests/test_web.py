@@ -257,3 +257,24 @@ def test_a_failing_store_answers_503_and_the_sender_retries(client: FlaskClient,
     response = post(client, payload("opt-in.json"))
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     assert response.json["error"] == "store_unavailable" and "disk" not in response.json["message"]
+
+
+def test_health_answers_503_when_the_store_cannot_be_read(client: FlaskClient, store: SqliteStore) -> None:
+    assert client.get("/healthz").status_code == 200
+    store._connect().execute("DROP TABLE integrations")
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json["error"] == "store_unavailable"
+
+
+def test_metrics_for_prometheus(client: FlaskClient) -> None:
+    post(client, payload("opt-in.json"))
+    post(client, payload("cpra.json"))
+    post(client, b"{nope")
+    post(client, payload("opt-in.json"), integration="unknown-id")
+    assert client.get("/metrics").status_code == 401
+    text = admin(client, "get", "/metrics").get_data(as_text=True)
+    assert 'connector_events{integration="acme",state="pending"} 1' in text
+    assert 'connector_events{integration="acme",state="ignored"} 1' in text
+    assert 'connector_webhooks_total{integration="acme",status="202"} 2' in text
+    assert 'connector_webhooks_total{integration="acme",status="400"} 1' in text
+    assert "unknown-id" not in text and "MARKETO-SECRET" not in text

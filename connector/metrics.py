@@ -1,0 +1,57 @@
+"""Prometheus text exposition: event states per integration, paused instances, webhook answers.
+
+State counts and pauses come from the store, so any process (intake or worker) reports the same
+shared truth; webhook answers are counted in this process. No secrets, no lead identifiers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from connector.outbox import STATES, Store
+
+
+class WebhookCounter:
+    """Webhook answers by integration and HTTP status, in this process."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, int]] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, integration_id: str, status: int) -> None:
+        with self._lock:
+            self._counts[(integration_id, status)] += 1
+
+    def snapshot(self) -> dict[tuple[str, int], int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(store: Store, webhooks: WebhookCounter, known_integrations: list[str], now: float) -> str:
+    lines = [
+        "# HELP connector_events Events in the outbox and audit trail, by integration and state.",
+        "# TYPE connector_events gauge",
+    ]
+    counts = store.counts()
+    for integration_id in sorted(set(counts) | set(known_integrations)):
+        for state in STATES:
+            value = counts.get(integration_id, {}).get(state, 0)
+            lines.append(f'connector_events{{integration="{_label(integration_id)}",state="{state}"}} {value}')
+    lines += [
+        "# HELP connector_instance_paused_until_seconds Epoch time a Marketo instance is paused until (607, 606).",
+        "# TYPE connector_instance_paused_until_seconds gauge",
+    ]
+    for instance, (until, _reason) in sorted(store.pauses(now).items()):
+        lines.append(f'connector_instance_paused_until_seconds{{instance="{_label(instance)}"}} {until:.0f}')
+    lines += [
+        "# HELP connector_webhooks_total Webhook requests answered by this process, by integration and status.",
+        "# TYPE connector_webhooks_total counter",
+    ]
+    for (integration_id, status), value in sorted(webhooks.snapshot().items()):
+        lines.append(f'connector_webhooks_total{{integration="{_label(integration_id)}",status="{status}"}} {value}')
+    return "\n".join(lines) + "\n"
