@@ -171,6 +171,10 @@ def send(config_file: str, payload: str, dry_run: bool, db: str | None) -> None:
     settings = _settings(db)
     try:
         code, output = send_payload(settings, config_file, payload, dry_run=dry_run, db=db)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(logs.mask(f"error: {problem}"), err=True)
+        sys.exit(1)
     except ConnectorError as exc:
         _fail(str(exc))
     click.echo(logs.mask(output))

@@ -137,14 +137,17 @@ class SyncResult:
 class _Token:
     value: str = field(repr=False)
     deadline: float
-    lifetime: float
+    renew_at: float
 
 
 class TokenCache:
     """Access tokens per ``(instance, client_id)``, shareable by clients and threads.
 
     A token is renewed once less than *margin* seconds (at most half its lifetime) remain;
-    one fetch at a time per key.
+    one fetch at a time per key. Marketo answers a renewal with the *same* token (and a smaller
+    ``expires_in``) until it has expired, so when a fetch returns the token already held, it is used
+    until a second before its deadline rather than fetched again on every call; a call that still
+    meets 602 re-authenticates once (``MarketoClient``).
     """
 
     def __init__(self, margin: float = 60.0) -> None:
@@ -156,7 +159,7 @@ class TokenCache:
     def _fresh(self, key: tuple[str, str], now: float) -> str | None:
         with self._guard:
             token = self._tokens.get(key)
-        if token is None or token.deadline - now <= min(self._margin, token.lifetime / 2):
+        if token is None or now >= token.renew_at:
             return None
         return token.value
 
@@ -182,8 +185,14 @@ class TokenCache:
                 return value
             started = clock()
             value, expires_in = fetch()
+            deadline = started + expires_in
             with self._guard:
-                self._tokens[key] = _Token(value, started + expires_in, expires_in)
+                held = self._tokens.get(key)
+                if held is not None and held.value == value:  # no new token before this one expires
+                    renew_at = max(started, deadline - 1.0)
+                else:
+                    renew_at = deadline - min(self._margin, expires_in / 2)
+                self._tokens[key] = _Token(value, deadline, renew_at)
             return value
 
     def invalidate(self, key: tuple[str, str], token: str) -> None:
@@ -231,6 +240,7 @@ class MarketoClient:
         gate: CallGate | None = None,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         base = instance.strip().rstrip("/")
         base = base.removesuffix("/rest").rstrip("/")
@@ -244,6 +254,7 @@ class MarketoClient:
         self._gate: CallGate = gate or _OpenGate()
         self._timeout = timeout
         self._clock = clock
+        self._sleep = sleep
         self._key = (base, client_id)
         _guard_urllib3_logs()
 
@@ -405,7 +416,19 @@ class MarketoClient:
         return self._tokens.get(self._key, self._fetch_token, self._clock)
 
     def _fetch_token(self) -> tuple[str, float]:
-        """Ask the identity service for a token; returns ``(access_token, expires_in)``."""
+        """Ask the identity service for a token; returns ``(access_token, expires_in)``.
+
+        A token answered with ``expires_in`` 0 is in its last second: wait for it to expire and ask
+        again (Marketo then issues a new one), at most three times.
+        """
+        for _ in range(3):
+            token, expires_in = self._fetch_token_once()
+            if expires_in > 0:
+                return token, expires_in
+            self._sleep(1.0)
+        raise RetryableError("Marketo identity kept returning an expiring token (expires_in=0)", code="bad_token")
+
+    def _fetch_token_once(self) -> tuple[str, float]:
         params = {
             "grant_type": "client_credentials",
             "client_id": self.client_id,
@@ -462,7 +485,7 @@ class MarketoClient:
         if not isinstance(token, str) or not token:
             raise RetryableError("Marketo identity answered without an access_token", code="bad_response")
         expires_in = body.get("expires_in") if isinstance(body, dict) else None
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in < 0:
             raise RetryableError(
                 f"Marketo identity returned a token with expires_in={expires_in!r}; try again shortly",
                 code="bad_token",

@@ -22,7 +22,7 @@ def _read_payload(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError([Problem("", f"cannot read payload file {path}: {exc.strerror or exc}")]) from None
+        raise ConfigError([Problem(path, f"cannot read file: {exc.strerror or exc}")]) from None
 
 
 def send_payload(
@@ -34,7 +34,10 @@ def send_payload(
         ConfigError: invalid config or unreadable payload file.
         PayloadError: the payload is not a Didomi envelope.
     """
-    integration = config.load_file(config_file)
+    try:
+        integration = config.load_file(config_file)
+    except ConfigError as exc:
+        raise ConfigError([Problem(f"{config_file}: {p.path or '/'}", p.message) for p in exc.problems]) from None
     remember_secrets(integration)
     body = _read_payload(payload_file)
     envelope = events.parse_json(body)

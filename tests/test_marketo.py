@@ -840,3 +840,49 @@ def test_urls_are_built_without_double_slashes(
 def test_instance_must_be_a_base_url() -> None:
     with pytest.raises(ValueError, match="base URL"):
         MarketoClient("123-ABC-456.mktorest.com", CLIENT_ID, SECRET)
+
+
+def test_the_same_token_returned_near_expiry_is_used_until_just_before_its_deadline(
+    client: MarketoClient, adapter: requests_mock.Adapter, clock: Clock
+) -> None:
+    """Marketo renews nothing early: it answers the same token with a smaller expires_in."""
+    identity(
+        adapter,
+        {"json": token_body("tok", 100)},
+        {"json": token_body("tok", 50)},  # the renewal at 50 s left gives the same token back
+        {"json": token_body("fresh", 3600)},  # once it has expired, a new one
+    )
+    adapter.register_uri("GET", DESCRIBE_URL, json=ok([]))
+    client.describe()
+    clock.now += 50  # half the lifetime left: try to renew, get the same token
+    client.describe()
+    for _ in range(10):  # no identity call per REST call while the same token is still valid
+        clock.now += 4.5
+        client.describe()
+    assert len(identity_calls(adapter)) == 2
+    clock.now += 4.5  # within a second of the deadline: fetch again
+    client.describe()
+    assert len(identity_calls(adapter)) == 3
+    assert rest_calls(adapter)[-1].headers["Authorization"] == "Bearer fresh"
+
+
+def test_a_token_in_its_last_second_is_waited_out(
+    session: requests.Session, adapter: requests_mock.Adapter, tokens: TokenCache, clock: Clock
+) -> None:
+    naps: list[float] = []
+    client = MarketoClient(BASE, CLIENT_ID, SECRET, session=session, tokens=tokens, clock=clock, sleep=naps.append)
+    identity(adapter, {"json": token_body("dying", 0)}, {"json": token_body("fresh", 3600)})
+    adapter.register_uri("GET", DESCRIBE_URL, json=ok([]))
+    client.describe()
+    assert naps == [1.0]
+    assert rest_calls(adapter)[0].headers["Authorization"] == "Bearer fresh"
+
+
+def test_a_token_that_keeps_expiring_is_retryable(
+    session: requests.Session, adapter: requests_mock.Adapter, tokens: TokenCache, clock: Clock
+) -> None:
+    client = MarketoClient(BASE, CLIENT_ID, SECRET, session=session, tokens=tokens, clock=clock, sleep=lambda s: None)
+    identity(adapter, {"json": token_body("dying", 0)})
+    with pytest.raises(RetryableError) as info:
+        client.describe()
+    assert info.value.code == "bad_token" and len(identity_calls(adapter)) == 3
