@@ -41,6 +41,8 @@ _MAX_ECHO = 64
 # A JSON string, as an unrolled loop (linear time), so brackets inside strings are not counted.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
+# JSON may escape a lone UTF-16 surrogate ("\ud800"), which is no character: it cannot be stored as UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 def parse_json(body: bytes, *, max_depth: int = 32) -> Any:
@@ -57,13 +59,19 @@ def parse_json(body: bytes, *, max_depth: int = 32) -> Any:
     if _depth(text) > max_depth:
         raise PayloadError(f"JSON nested too deeply (more than {max_depth} levels)")
     try:
-        return json.loads(text, parse_constant=reject_constant)
+        document = json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:
         raise PayloadError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise PayloadError("JSON nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text):  # rare: only then look for an unpaired one
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError("invalid JSON: a \\u escape is an unpaired surrogate, not a character") from None
+    return document
 
 
 def normalise(envelope: Any, regulations: frozenset[str]) -> Consent | Ignored:

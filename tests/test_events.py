@@ -376,3 +376,13 @@ def test_different_events_give_different_keys(first: dict[str, Any], second: dic
 def test_dedupe_key_falls_back_to_the_body_hash(envelope: Any) -> None:
     body = b'{"any": "body"}'
     assert dedupe_key(envelope, body) == "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("body", [b'{"a": "\\ud800"}', b'{"a": "\\uDFFF x"}', b'["\\ud83d"]'])
+def test_unpaired_surrogate_escapes_are_refused(body: bytes) -> None:
+    with pytest.raises(PayloadError, match="surrogate"):
+        parse_json(body)
+
+
+def test_paired_surrogate_escapes_are_characters() -> None:
+    assert parse_json(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
