@@ -254,9 +254,10 @@ class SqliteStore:
                 item.params,
             )
         except Exception as exc:
-            if isinstance(exc, sqlite3.Error) or not db.in_transaction:
-                raise  # the transaction is in doubt: the whole group fails, nothing of it was stored
-            item.error = exc  # refused before SQLite ran it (a value that cannot be bound): this row only
+            if isinstance(exc, sqlite3.OperationalError) or not db.in_transaction:
+                raise  # the transaction is in doubt (I/O, disk full): the whole group fails, none of it stored
+            # Only this row was refused (a constraint, a value that cannot be bound); the others go on.
+            item.error = StoreUnavailable(f"database write failed: {exc}") if isinstance(exc, sqlite3.Error) else exc
             return
         if cur.rowcount == 1:
             item.result = AddResult(int(cur.lastrowid or 0), True, event.state, event.reason)

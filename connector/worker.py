@@ -165,17 +165,24 @@ class Worker:
         next_deadline = None
         for key in list(held):
             slot = held[key]
-            leads = len({e.lead_key for e in slot.events})
             deadline = slot.since + self.settings.linger
-            if leads >= self.settings.batch_size or now >= deadline:
-                if len(in_flight) >= self.settings.senders:
+            while len(in_flight) < self.settings.senders:
+                batch, rest = _first_leads(slot.events, self.settings.batch_size)
+                if rest is None and now < deadline:  # a partial batch waits for company until its deadline
+                    next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
                     break
-                del held[key]
-                in_flight.add(pool.submit(self._deliver_safely, key, slot.events))
-            else:
-                next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
+                # One call's worth of leads per sender: under a backlog every call carries a full batch,
+                # and the remainder keeps its place (and its deadline) to be topped up by the next claim.
+                future = pool.submit(self._deliver_safely, key, batch)
+                future.add_done_callback(lambda _: self.wake.set())
+                in_flight.add(future)
+                if not rest:
+                    del held[key]
+                    break
+                slot.events = rest
         if held and len(in_flight) >= self.settings.senders:
-            self.sleep(0.005)
+            self.wake.wait(self.settings.poll_interval)  # set when a sender finishes (or an event arrives)
+            self.wake.clear()
         elif next_deadline is not None:
             self.wake.wait(max(0.0, min(next_deadline - self.clock(), self.settings.poll_interval)))
         elif not held:
@@ -425,6 +432,32 @@ class Worker:
                 for e in events
             ]
         )
+
+
+def _first_leads(events: list[OutboxEvent], count: int) -> tuple[list[OutboxEvent], list[OutboxEvent] | None]:
+    """Split *events* after the first *count* leads (all of a lead's events stay together).
+
+    Returns ``(events of the first count leads, the others)``; the others are ``None`` when there are
+    fewer than *count* leads (the batch is partial).
+    """
+    leads: set[str] = set()
+    for event in events:
+        leads.add(event.lead_key)
+        if len(leads) > count:
+            break
+    if len(leads) < count:
+        return events, None
+    chosen: set[str] = set()
+    batch: list[OutboxEvent] = []
+    rest: list[OutboxEvent] = []
+    for event in events:
+        key = event.lead_key
+        if key in chosen or len(chosen) < count:
+            chosen.add(key)
+            batch.append(event)
+        else:
+            rest.append(event)
+    return batch, rest
 
 
 def _pid_alive(pid: int) -> bool:

@@ -172,3 +172,31 @@ def test_sqlite_failures_become_store_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         s.add_event(pending_event())
     s.close()
+
+
+def test_concurrent_intake_is_group_committed_and_every_caller_sees_its_own_row(tmp_path: Path) -> None:
+    import threading
+
+    s = SqliteStore(tmp_path / "c.db")
+    results: dict[str, object] = {}
+
+    def add(i: int) -> None:
+        key = f"k{i % 150}"  # every other caller repeats a key: duplicates inside the same group
+        results[f"{i}"] = s.add_event(pending_event(f"u{i % 150}@x.com", key=key, received_at=NOW))
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(300)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    s.close()
+    reopened = SqliteStore(tmp_path / "c.db")  # durable: committed before each call returned
+    assert reopened.counts() == {"acme": {"pending": 150}}
+    by_key: dict[str, set[int]] = {}
+    created = 0
+    for i in range(300):
+        result = results[f"{i}"]
+        by_key.setdefault(f"k{i % 150}", set()).add(result.event_id)  # type: ignore[attr-defined]
+        created += result.created  # type: ignore[attr-defined]
+    assert created == 150 and all(len(ids) == 1 for ids in by_key.values())
+    reopened.close()

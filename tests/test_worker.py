@@ -291,3 +291,19 @@ def test_the_worker_loop_survives_a_failing_store(store: SqliteStore, marketo: r
         thread.join(10)
     assert record is not None and record.state == "delivered"
     assert not thread.is_alive()
+
+
+def test_first_leads_keeps_each_leads_events_together() -> None:
+    from connector.outbox import OutboxEvent
+    from connector.worker import _first_leads
+
+    def ev(i: int, email: str) -> OutboxEvent:
+        return OutboxEvent(i, "acme", INSTANCE, "updateOnly", "email", email, None, {}, "T", 0, None, 0.0, 0.0)
+
+    events = [ev(1, "a"), ev(2, "b"), ev(3, "a"), ev(4, "c"), ev(5, "b"), ev(6, "d")]
+    batch, rest = _first_leads(events, 2)
+    assert [e.id for e in batch] == [1, 2, 3, 5] and rest is not None and [e.id for e in rest] == [4, 6]
+    batch, rest = _first_leads(events, 4)
+    assert [e.id for e in batch] == [1, 2, 3, 4, 5, 6] and rest == []
+    batch, rest = _first_leads(events, 5)  # fewer leads than a full call: a partial batch
+    assert len(batch) == 6 and rest is None
