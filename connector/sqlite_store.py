@@ -112,6 +112,13 @@ _EVENT_COLUMNS = (
     "instance, action, lookup_field, lookup_value, partition_name, attributes, consent_at, attempts, "
     "first_attempt_at, next_attempt_at, last_error, lead_id, request_id, finished_at"
 )
+_INSERT_EVENT = (
+    "INSERT INTO events (integration_id, dedupe_key, received_at, event_type, didomi_event_id, "
+    "state, reason, consent, instance, action, lookup_field, lookup_value, partition_name, "
+    "lead_key, attributes, consent_at, next_attempt_at, finished_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (integration_id, dedupe_key) DO NOTHING"
+)
 _CHUNK = 500  # bound the number of bound variables per statement
 
 
@@ -241,18 +248,22 @@ class SqliteStore:
         assert request.result is not None
         return request.result
 
+    def add_events(self, events: Iterable[NewEvent]) -> int:
+        """Store many events in one transaction (backfills, imports); duplicates are skipped.
+
+        Returns how many were new. Unlike ``add_event`` nothing is returned per event: this is
+        for bulk loads that read their outcome from the audit trail later.
+        """
+        with self._write() as db:
+            before = db.total_changes
+            db.executemany(_INSERT_EVENT, (_event_params(e) for e in events))
+            return db.total_changes - before
+
     @staticmethod
     def _insert_event(db: sqlite3.Connection, item: _Intake) -> None:
         event = item.event
         try:
-            cur = db.execute(
-                "INSERT INTO events (integration_id, dedupe_key, received_at, event_type, didomi_event_id, "
-                "state, reason, consent, instance, action, lookup_field, lookup_value, partition_name, "
-                "lead_key, attributes, consent_at, next_attempt_at, finished_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (integration_id, dedupe_key) DO NOTHING",
-                item.params,
-            )
+            cur = db.execute(_INSERT_EVENT, item.params)
         except Exception as exc:
             if isinstance(exc, sqlite3.OperationalError) or not db.in_transaction:
                 raise  # the transaction is in doubt (I/O, disk full): the whole group fails, none of it stored

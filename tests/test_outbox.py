@@ -200,3 +200,11 @@ def test_concurrent_intake_is_group_committed_and_every_caller_sees_its_own_row(
         created += result.created  # type: ignore[attr-defined]
     assert created == 150 and all(len(ids) == 1 for ids in by_key.values())
     reopened.close()
+
+
+def test_bulk_add_is_one_transaction_and_skips_duplicates(store: SqliteStore) -> None:
+    store.add_event(pending_event(key="seen"))
+    added = store.add_events(pending_event(f"u{i}@x.com", key=f"b{i}") for i in range(1000))
+    assert added == 1000
+    assert store.add_events([pending_event(key="seen"), pending_event(key="b1"), pending_event(key="new")]) == 1
+    assert store.counts() == {"acme": {"pending": 1002}}
