@@ -137,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
                 e2e_rate=args.e2e_rate,
                 e2e_seconds=m["e2e_seconds"],
             )
+        if "serve" not in args.skip and args.intake_processes > 1:
+            n = args.intake_processes
+            _say(f"serve --processes {n}: intake of {m['intake_events']:,} events ...")
+            results[f"intake_serve_{n}"] = phases.serve_intake(
+                workdir, m["leads"], events=m["intake_events"], concurrency=args.concurrency * n, processes=n
+            )
         if "intake-alone" not in args.skip:
             _say(f"intake alone: {m['intake_events']:,} events, no worker in the process ...")
             results["intake_alone"] = phases.intake_alone(
@@ -248,7 +254,10 @@ def render(r: dict[str, Any]) -> str:
         ]
     i, e = r.get("intake"), r.get("e2e")
     alone = [(k, v) for k, v in r.items() if k.startswith("intake_alone")]
-    labelled = [("connector serve", i)] + [
+    multi = [
+        (f"connector serve --processes {v['processes']}", v) for k, v in r.items() if k.startswith("intake_serve_")
+    ]
+    labelled = [("connector serve", i), *multi] + [
         ("intake alone" if v.get("processes", 1) == 1 else f"intake alone x{v['processes']} processes", v)
         for _k, v in alone
     ]

@@ -228,7 +228,7 @@ def serve_phases(
             "errors_615": limit_errors(before, e2e_stats)["615"],
         }
 
-        intake = _intake(workdir, "intake", url, db_path, leads, intake_events, concurrency, "30000000", [serve])
+        intake = _intake(workdir, "intake", url, db_path, leads, intake_events, concurrency, "30000000", serve.pids())
         intake["deployment"] = "connector serve (waitress intake + delivery worker in one process)"
         intake["server_peak_rss_mb"] = round(serve.memory()["VmHWM"] / 1024, 1)
         reader.close()
@@ -242,6 +242,35 @@ def serve_phases(
             serve.stop()
         sandbox.stop()
     return intake, e2e
+
+
+def serve_intake(workdir: Path, leads: int, *, events: int, concurrency: int, processes: int) -> dict[str, Any]:
+    """Intake throughput of ``connector serve --processes N`` (the worker delivers meanwhile, in the first)."""
+    sandbox = Sandbox(f"sandbox-serve-{processes}", workdir, payloads.leads(leads))
+    serve: Serve | None = None
+    try:
+        db_path = workdir / f"serve-{processes}.db"
+        config_file = workdir / f"{payloads.INTEGRATION_ID}.json"
+        config_file.write_text(json.dumps(payloads.integration_document(sandbox.url)))
+        serve = Serve(f"serve-{processes}", workdir, config_file, f"sqlite:///{db_path}", {}, processes=processes)
+        url = f"{serve.url}/webhooks/{payloads.INTEGRATION_ID}"
+        before = sandbox.stats()
+        seq = str(60_000_000 + processes * 1_000_000)
+        result = _intake(
+            workdir, f"intake-serve-{processes}", url, db_path, leads, events, concurrency, seq, serve.pids()
+        )
+        result["processes"] = processes
+        result["deployment"] = f"connector serve --processes {processes} (the delivery worker runs in the first)"
+        serve.stop()
+        serve = None
+        after = sandbox.stats()
+        result["errors_606"] = limit_errors(before, after)["606"]
+        result["errors_615"] = limit_errors(before, after)["615"]
+    finally:
+        if serve is not None:
+            serve.stop()
+        sandbox.stop()
+    return result
 
 
 def intake_alone(workdir: Path, leads: int, *, events: int, concurrency: int, processes: int = 1) -> dict[str, Any]:
@@ -278,7 +307,7 @@ def intake_alone(workdir: Path, leads: int, *, events: int, concurrency: int, pr
             events,
             concurrency,
             str(40_000_000 + processes * 1_000_000),
-            servers,
+            [server.pid for server in servers],
             extra,
         )
         result["processes"] = processes
@@ -301,7 +330,7 @@ def _intake(
     events: int,
     concurrency: int,
     seq: str,
-    servers: list[Child],
+    server_pids: list[int],
     extra: list[str] | None = None,
 ) -> dict[str, Any]:
     warmup = min(500, max(50, events // 20))
@@ -320,7 +349,7 @@ def _intake(
             seq,
             "--warmup",
             str(warmup),
-            *[arg for server in servers for arg in ("--server-pid", str(server.pid))],
+            *[arg for pid in server_pids for arg in ("--server-pid", str(pid))],
             *(extra or []),
         ],
     )

@@ -125,12 +125,24 @@ class Sandbox(Child):
 class Serve(Child):
     """``connector serve``: waitress intake and the delivery worker in one process."""
 
-    def __init__(self, name: str, workdir: Path, config_file: Path, db_url: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, workdir: Path, config_file: Path, db_url: str, env: dict[str, str], *, processes: int = 1
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = ["serve", "--config", str(config_file), "--db", db_url, "--port", str(self.port)]
+        if processes > 1:
+            args += ["--processes", str(processes)]
         super().__init__(name, args, workdir, env)
         wait_http(self.url + "/healthz", self)
+
+    def pids(self) -> list[int]:
+        """This process and the intake processes it forked (``--processes``)."""
+        found = [self.pid]
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{self.pid}/task").iterdir():
+                found += [int(p) for p in (task / "children").read_text().split()]
+        return found
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -81,7 +80,14 @@ def validate(files: tuple[str, ...], online: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @db_option
-@click.option("--threads", default=8, show_default=True, type=int, help="HTTP worker threads.")
+@click.option("--threads", default=8, show_default=True, type=int, help="HTTP worker threads per process.")
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Intake processes sharing the port (the worker runs in the first); use one per core for throughput.",
+)
 @click.option(
     "--allow-unauthenticated-webhooks",
     is_flag=True,
@@ -93,56 +99,46 @@ def serve(
     port: int,
     db: str | None,
     threads: int,
+    processes: int,
     allow_unauthenticated_webhooks: bool,
 ) -> None:
     """Run the webhook intake and the delivery worker in one process."""
     from connector.service import is_loopback
 
     service = _service(db)
-    try:
-        loaded = service.load_config_files(list(configs))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(logs.mask(f"{problem}"), err=True)
-        _fail("invalid --config; nothing started")
-    open_ids = service.unauthenticated()
+    parsed = {}
+    for path in configs:
+        try:
+            integration = config.load_file(path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(logs.mask(f"{path}: {problem}"), err=True)
+            _fail("invalid --config; nothing started")
+        parsed[integration.id] = integration
+    open_ids = sorted(
+        {i for i in service.unauthenticated() if i not in parsed}
+        | {i.id for i in parsed.values() if i.webhook is None or not i.webhook.authenticates}
+    )
     if open_ids and not is_loopback(host) and not allow_unauthenticated_webhooks:
         _fail(
             f"refusing to listen on {host}: integration(s) {', '.join(open_ids)} have no webhook "
             'authentication; add a "webhook" block or pass --allow-unauthenticated-webhooks'
         )
-    service.check_online_in_background(loaded)
-    _run_embedded(service, host, port, threads)
+    loaded = service.load_config_files(list(configs))
+    from connector import serving
 
-
-def _run_embedded(service: Any, host: str, port: int, threads: int) -> None:
-    import signal
-
-    from waitress.server import create_server
-
-    from connector.web import create_app
-
-    worker = service.worker()
-    app = create_app(service.settings, store=service.store, registry=service.registry, on_enqueue=service.wake.set)
-    server = create_server(app, host=host, port=port, threads=threads, ident="connector")
-    thread = threading.Thread(target=worker.run_forever, name="connector-worker", daemon=True)
-    thread.start()
-
-    def _stop(*_: Any) -> None:
-        service.stop.set()
-        server.close()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    click.echo(f"connector {__version__} listening on http://{host}:{server.effective_port}", err=True)
     try:
-        server.run()
-    except (OSError, ValueError):
-        pass  # closed by the signal handler
-    finally:
-        service.stop.set()
-        thread.join(timeout=30)
-        service.store.close()
+        serving.run(
+            service,
+            host,
+            port,
+            threads=threads,
+            processes=processes,
+            announce=lambda line: click.echo(f"connector {__version__} {line}", err=True),
+            before_start=lambda: service.check_online_in_background(loaded),
+        )
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot serve on {host}:{port}: {exc}")
 
 
 @main.command()

@@ -423,3 +423,43 @@ def test_boolean_consent_mapped_to_a_text_field_is_sent_as_true_false(procs: Pro
     leads = leads_by_email(sandbox.url)
     assert leads[JANE["email"]]["consentNewsletterText"] == "true"
     assert leads[JOHN["email"]]["consentNewsletterText"] == "false"
+
+
+# -- several intake processes ----------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(p) for p in text]
+    return found
+
+
+def test_serve_with_two_intake_processes_shares_the_port_and_stops_cleanly(procs: Processes) -> None:
+    from tests.processes import sandbox_config
+
+    sandbox = procs.sandbox()
+    server = procs.serve(
+        configs=[procs.write_config("acme", sandbox_config(sandbox.url, upsert=True))], extra_args=["--processes", "2"]
+    )
+    (child,) = _children(server.pid)
+    # with the first process frozen, only the second can accept: the webhook is still stored (202)
+    server.popen.send_signal(signal.SIGSTOP)
+    try:
+        frozen = requests.post(
+            f"{server.url}/webhooks/acme", json=consent_event("frozen@example.com", "e-frozen"), timeout=10
+        )
+        assert frozen.status_code == 202 and frozen.json()["status"] == "queued"
+    finally:
+        server.popen.send_signal(signal.SIGCONT)
+    answers = [
+        requests.post(f"{server.url}/webhooks/acme", json=consent_event(f"p{i}@example.com", f"e-{i}"), timeout=10)
+        for i in range(20)
+    ]
+    assert {a.status_code for a in answers} == {202}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(sandbox_get(sandbox.url, "leads")) < 21:
+        time.sleep(0.1)
+    assert {lead["email"] for lead in sandbox_get(sandbox.url, "leads")} >= {"frozen@example.com", "p0@example.com"}
+    assert len(sandbox_get(sandbox.url, "leads")) == 21
+    assert server.stop() == 0
+    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
