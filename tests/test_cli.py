@@ -516,6 +516,8 @@ def test_serve_on_a_public_address_refuses_unauthenticated_integrations(tmp_path
     assert line.startswith("error: refusing to listen on 0.0.0.0: integration(s) open have no webhook authentication")
     assert "--allow-unauthenticated-webhooks" in line
     assert "listening" not in result.stdout + result.stderr
+    status = run("status", "--json", "--db", db)  # a refused start stored nothing
+    assert json.loads(status.stdout) == {"integrations": {}}
 
 
 @pytest.mark.slow
