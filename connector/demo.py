@@ -21,10 +21,6 @@ import requests
 from connector.settings import Settings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_configs"
-SEED_LEADS = [
-    {"id": 1, "email": "jane.doe@example.com", "firstName": "Jane", "lastName": "Doe"},
-    {"id": 2, "email": "john.smith@example.com", "firstName": "John", "lastName": "Smith"},
-]
 COLUMNS = ("id", "email", "consentNewsletter", "consentNewsletterText", "consentGeolocation", "newsletterTopics")
 
 
@@ -104,7 +100,8 @@ def run_demo(*, keep: bool = False, out: Any = print) -> int:
 
 
 def _seed(url: str) -> None:
-    response = requests.post(f"{url}/_sandbox/leads", json=SEED_LEADS, timeout=10)
+    leads = json.loads((SAMPLES / "sandbox" / "leads.json").read_text())  # the leads the sample payloads name
+    response = requests.post(f"{url}/_sandbox/leads", json=leads, timeout=10)
     response.raise_for_status()
 
 

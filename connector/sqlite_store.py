@@ -9,13 +9,19 @@ Each thread gets its own connection.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 from connector.errors import StoreUnavailable
 from connector.outbox import (
@@ -143,6 +149,9 @@ class SqliteStore:
         # SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries, which under a few
         # concurrent intake threads cost hundreds of ms per commit; a mutex hands over in microseconds.
         self._write_lock = threading.RLock()
+        # Across processes on this machine (serve --processes, a separate worker), the same idea with a
+        # kernel lock: a waiting writer wakes the moment the holder commits, instead of after a busy-sleep.
+        self._file_lock = _FileLock(self.path + ".writelock") if self.path != ":memory:" else None
         self._queue_lock = threading.Lock()
         self._intake: list[_Intake] = []
         self._connect().executescript(SCHEMA)
@@ -166,7 +175,7 @@ class SqliteStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; SQLite failures surface as ``StoreUnavailable`` with nothing written."""
         db = self._connect()
-        with self._write_lock:
+        with self._write_lock, self._file_lock or nullcontext():
             try:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -582,6 +591,29 @@ class SqliteStore:
             .fetchall()
         )
         return {r[0]: (float(r[1]), r[2]) for r in rows}
+
+
+class _FileLock(AbstractContextManager["_FileLock"]):
+    """An exclusive ``flock`` on a side file, held around each write transaction (a no-op without fcntl).
+
+    SQLite stays the authority on consistency; this only makes cross-process writers queue in the
+    kernel. Re-entrant use is not needed: the thread-level RLock is always taken first.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._fd: int | None = None
+        if fcntl is not None:
+            with suppress(OSError):
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> _FileLock:
+        if self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 @dataclass
