@@ -47,37 +47,8 @@ def launch(
     env: Mapping[str, str] | None = None,
     timeout: float = processes.START_TIMEOUT,
 ) -> RunningProcess:
-    """Start *command* like ``Processes.start`` does for ``connector`` commands (same cleanup)."""
-    n = len(procs.started) + 1
-    stdout = procs.workdir / f"{name}-x{n}.stdout"
-    stderr = procs.workdir / f"{name}-x{n}.stderr"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        popen = subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            env=clean_env({**procs.env, **(env or {})}),
-            cwd=procs.workdir,
-        )
-    processes._live.add(popen)
-    proc = RunningProcess(name, list(command), popen, stdout, stderr)
-    procs.started.append(proc)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if not proc.alive:
-                raise ProcessError(f"{name} exited with {proc.returncode} before it was ready:\n{proc.output()}")
-            if not proc.url:
-                found = url_pattern.search(proc.output())
-                proc.url = found.group(1).rstrip("/.;,") if found else ""
-            if proc.url and processes._answers(proc.url + ready_path):
-                return proc
-            time.sleep(0.05)
-        raise ProcessError(f"{name} not ready within {timeout} s:\n{proc.output()}")
-    except BaseException:
-        proc.kill()
-        raise
+    """Start a non-``connector`` *command*, tracked and cleaned up like every other test process."""
+    return procs.launch(name, command, url_pattern=url_pattern, ready_path=ready_path, env=env, timeout=timeout)
 
 
 _PARTITIONED_SANDBOX = """
