@@ -187,11 +187,7 @@ def serve_phases(
     sandbox = Sandbox("sandbox-serve", workdir, payloads.leads(leads))
     serve: Serve | None = None
     try:
-        db_path = workdir / "serve.db"
-        config_file = workdir / f"{payloads.INTEGRATION_ID}.json"
-        config_file.write_text(json.dumps(payloads.integration_document(sandbox.url)))
-        serve = Serve("serve", workdir, config_file, f"sqlite:///{db_path}", {})
-        url = f"{serve.url}/webhooks/{payloads.INTEGRATION_ID}"
+        serve, db_path, url = _start_serve(workdir, "serve", sandbox)
         before = sandbox.stats()
 
         count = max(1, int(e2e_rate * e2e_seconds))
@@ -234,9 +230,7 @@ def serve_phases(
         reader.close()
         serve.stop()
         serve = None
-        after = sandbox.stats()
-        intake["errors_606"] = limit_errors(before, after)["606"]
-        intake["errors_615"] = limit_errors(before, after)["615"]
+        _count_limit_errors(intake, before, sandbox.stats())
     finally:
         if serve is not None:
             serve.stop()
@@ -244,16 +238,26 @@ def serve_phases(
     return intake, e2e
 
 
+def _start_serve(workdir: Path, name: str, sandbox: Sandbox, *, processes: int = 1) -> tuple[Serve, Path, str]:
+    """``connector serve`` for the bench integration against *sandbox*: (process, database, webhook URL)."""
+    db_path = workdir / f"{name}.db"
+    config_file = workdir / f"{payloads.INTEGRATION_ID}.json"
+    config_file.write_text(json.dumps(payloads.integration_document(sandbox.url)))
+    serve = Serve(name, workdir, config_file, f"sqlite:///{db_path}", {}, processes=processes)
+    return serve, db_path, f"{serve.url}/webhooks/{payloads.INTEGRATION_ID}"
+
+
+def _count_limit_errors(result: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> None:
+    errors = limit_errors(before, after)
+    result["errors_606"], result["errors_615"] = errors["606"], errors["615"]
+
+
 def serve_intake(workdir: Path, leads: int, *, events: int, concurrency: int, processes: int) -> dict[str, Any]:
     """Intake throughput of ``connector serve --processes N`` (the worker delivers meanwhile, in the first)."""
     sandbox = Sandbox(f"sandbox-serve-{processes}", workdir, payloads.leads(leads))
     serve: Serve | None = None
     try:
-        db_path = workdir / f"serve-{processes}.db"
-        config_file = workdir / f"{payloads.INTEGRATION_ID}.json"
-        config_file.write_text(json.dumps(payloads.integration_document(sandbox.url)))
-        serve = Serve(f"serve-{processes}", workdir, config_file, f"sqlite:///{db_path}", {}, processes=processes)
-        url = f"{serve.url}/webhooks/{payloads.INTEGRATION_ID}"
+        serve, db_path, url = _start_serve(workdir, f"serve-{processes}", sandbox, processes=processes)
         before = sandbox.stats()
         seq = str(60_000_000 + processes * 1_000_000)
         result = _intake(
@@ -263,9 +267,7 @@ def serve_intake(workdir: Path, leads: int, *, events: int, concurrency: int, pr
         result["deployment"] = f"connector serve --processes {processes} (the delivery worker runs in the first)"
         serve.stop()
         serve = None
-        after = sandbox.stats()
-        result["errors_606"] = limit_errors(before, after)["606"]
-        result["errors_615"] = limit_errors(before, after)["615"]
+        _count_limit_errors(result, before, sandbox.stats())
     finally:
         if serve is not None:
             serve.stop()
