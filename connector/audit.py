@@ -31,6 +31,7 @@ def event_document(record: EventRecord) -> dict[str, Any]:
         "action": f.get("action"),
         "partition": f.get("partition_name"),
         "attributes": f.get("attributes"),
+        "sent_to_marketo": f.get("sent"),
         "state": record.state,
         "outcome": outcome(record),
         "lead_id": f.get("lead_id"),
@@ -76,6 +77,8 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"  attributes     {doc['attributes']}")
     if doc.get("consent"):
         lines.append(f"  consent at     {doc['consent'].get('consent_at')}")
+    if doc.get("sent_to_marketo"):
+        lines.append(f"  sent           {doc['sent_to_marketo']}")
     if doc.get("reached_marketo_at"):
         lines.append(f"  reached Marketo {doc['reached_marketo_at']}  requestId {doc.get('marketo_request_id')}")
     for attempt in doc["attempts"]:

@@ -109,6 +109,7 @@ class Finish:
     request_id: str | None = None
     at: float = 0.0
     attempt: Attempt | None = None
+    sent: Mapping[str, Any] | None = None  # the record Marketo accepted, as sent (converted, merged)
 
 
 @dataclass(frozen=True)

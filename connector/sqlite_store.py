@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS events (
     lead_id INTEGER,
     request_id TEXT,
     finished_at REAL,
+    sent TEXT,
     UNIQUE (integration_id, dedupe_key)
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (next_attempt_at) WHERE state = 'pending';
@@ -116,7 +117,7 @@ CREATE TABLE IF NOT EXISTS instance_pauses (
 _EVENT_COLUMNS = (
     "id, integration_id, dedupe_key, received_at, event_type, didomi_event_id, state, reason, consent, "
     "instance, action, lookup_field, lookup_value, partition_name, attributes, consent_at, attempts, "
-    "first_attempt_at, next_attempt_at, last_error, lead_id, request_id, finished_at"
+    "first_attempt_at, next_attempt_at, last_error, lead_id, request_id, finished_at, sent"
 )
 _INSERT_EVENT = (
     "INSERT INTO events (integration_id, dedupe_key, received_at, event_type, didomi_event_id, "
@@ -155,6 +156,17 @@ class SqliteStore:
         self._queue_lock = threading.Lock()
         self._intake: list[_Intake] = []
         self._connect().executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add columns that databases created by earlier versions lack (additive changes only)."""
+        def columns(db: sqlite3.Connection) -> set[str]:
+            return {row[1] for row in db.execute("PRAGMA table_info(events)")}
+
+        if "sent" not in columns(self._connect()):
+            with self._write() as db:
+                if "sent" not in columns(db):  # another process may have migrated meanwhile
+                    db.execute("ALTER TABLE events ADD COLUMN sent TEXT")
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -381,9 +393,12 @@ class SqliteStore:
             db.executemany(
                 "UPDATE events SET state = ?, reason = ?, lead_id = COALESCE(?, lead_id), "
                 "request_id = COALESCE(?, request_id), finished_at = ?, lease_until = NULL, "
-                "lease_owner = NULL, last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END "
-                "WHERE id = ?",
-                [(f.state, f.reason, f.lead_id, f.request_id, f.at, f.state, f.reason, f.event_id) for f in finishes],
+                "lease_owner = NULL, last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END, "
+                "sent = COALESCE(?, sent) WHERE id = ?",
+                [
+                    (f.state, f.reason, f.lead_id, f.request_id, f.at, f.state, f.reason, _dump(f.sent), f.event_id)
+                    for f in finishes
+                ],
             )
             self._log_attempts(db, [f.attempt for f in finishes if f.attempt is not None])
             db.executemany(
@@ -656,7 +671,7 @@ def _dump(value: Any) -> str | None:
 
 def _record(row: sqlite3.Row, attempts: Sequence[Attempt]) -> EventRecord:
     fields = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row is not a mapping
-    for key in ("consent", "attributes"):
+    for key in ("consent", "attributes", "sent"):
         if fields.get(key):
             fields[key] = json.loads(fields[key])
     return EventRecord(

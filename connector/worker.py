@@ -334,6 +334,7 @@ class Worker:
                             request_id=result.request_id,
                             at=now,
                             attempt=Attempt(event.id, now, outcome.status, result.request_id),
+                            sent=record.payload(),
                         )
                     )
                 canonical = lead_key(key.instance, "id", outcome.lead_id) if outcome.lead_id else None

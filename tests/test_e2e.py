@@ -423,6 +423,8 @@ def test_boolean_consent_mapped_to_a_text_field_is_sent_as_true_false(procs: Pro
     leads = leads_by_email(sandbox.url)
     assert leads[JANE["email"]]["consentNewsletterText"] == "true"
     assert leads[JOHN["email"]]["consentNewsletterText"] == "false"
+    # the audit trail records exactly what went on the wire, as proof
+    assert [r.fields["sent"] for r in records] == [sent[JANE["email"]], sent[JOHN["email"]]]
 
 
 # -- several intake processes ----------------------------------------------------------------------

@@ -208,3 +208,21 @@ def test_bulk_add_is_one_transaction_and_skips_duplicates(store: SqliteStore) ->
     assert added == 1000
     assert store.add_events([pending_event(key="seen"), pending_event(key="b1"), pending_event(key="new")]) == 1
     assert store.counts() == {"acme": {"pending": 1002}}
+
+
+def test_a_database_from_an_earlier_version_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from connector.sqlite_store import SCHEMA
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace("    sent TEXT,\n", ""))
+    old.close()
+    s = SqliteStore(path)
+    event_id = s.add_event(pending_event(received_at=NOW)).event_id
+    s.claim(NOW, 10, NOW + 60, "w")
+    s.finish([Finish(event_id, "delivered", "updated", at=NOW, sent={"email": "jane@example.com", "x": True})])
+    record = s.get_event(event_id)
+    assert record is not None and record.fields["sent"] == {"email": "jane@example.com", "x": True}
+    s.close()

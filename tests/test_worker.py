@@ -79,6 +79,7 @@ def test_events_for_many_leads_leave_in_calls_of_300(store: SqliteStore, clock: 
     assert store.counts() == {"acme": {"delivered": 650}}
     record = store.get_event(ids[0])
     assert record is not None and record.fields["request_id"] == "a1#18c" and record.fields["lead_id"] == 100
+    assert record.fields["sent"] == {"email": "u0@x.com", "consentNewsletter": True}  # the proof of what was sent
     assert marketo.request_history[1].headers["Authorization"] == "Bearer tok"
 
 
