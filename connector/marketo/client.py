@@ -1,13 +1,4 @@
-"""The Marketo REST client: the only module that speaks HTTP to Marketo.
-
-It authenticates (token cache shared per ``(instance, client_id)``), sends every REST call
-through a ``CallGate`` (the rate governor), and translates HTTP statuses, network failures and
-Marketo's ``success:false`` codes into ``connector.errors`` at one boundary. Record-level
-codes (``result[i].reasons``) are returned, never raised.
-
-Secrets: the client secret travels only in the identity query string, so no URL with a query
-and no ``str()`` of a requests exception ever reaches a message or a log line.
-"""
+"""``MarketoClient``: authenticated, gated REST calls to one Marketo instance, errors translated once."""
 
 from __future__ import annotations
 
@@ -15,10 +6,9 @@ import contextlib
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
@@ -26,13 +16,13 @@ import requests
 
 from connector.errors import (
     BatchTooLarge,
-    DeliveryError,
     PermanentError,
-    QuotaExceeded,
     RateLimited,
     RetryableError,
 )
 from connector.fields import FieldInfo, PartitionInfo
+from connector.marketo.codes import REAUTH_CODES, error_for_code
+from connector.marketo.tokens import DEFAULT_TOKENS, TokenCache
 
 __all__ = [
     "MAX_BATCH",
@@ -61,47 +51,7 @@ _BASE_HEADERS = {
     "User-Agent": "connector (consent-to-Marketo sync)",
 }
 
-# Response-level Marketo codes -> what the caller does next (marketo.md §4). Unknown codes are
-# retryable: bounded by the caller's retry budget, and dead letters are replayable.
-_ERROR_CLASSES: dict[str, type[DeliveryError]] = {
-    "601": RetryableError,  # access token invalid: re-authenticated once before this is raised
-    "602": RetryableError,  # access token expired: likewise
-    "603": PermanentError,  # access denied (permission, IP allowlist)
-    "604": BatchTooLarge,  # request time-out: split the batch and resend
-    "605": PermanentError,
-    "606": RateLimited,
-    "607": QuotaExceeded,
-    "608": RetryableError,
-    "609": PermanentError,
-    "610": PermanentError,
-    "611": RetryableError,
-    "612": PermanentError,
-    "613": PermanentError,
-    "614": RetryableError,
-    "615": RateLimited,
-    "616": PermanentError,
-    **{str(code): PermanentError for code in range(701, 719)},
-    "713": RetryableError,  # transient error
-    "719": RetryableError,  # lock wait timeout
-    **{str(code): PermanentError for code in range(1001, 1014)},
-    "1014": RetryableError,  # failed to create object
-    "1016": RetryableError,  # too many imports queued
-    "1019": RetryableError,  # import in progress
-    "1021": PermanentError,
-    "1022": RetryableError,  # object in use
-    "1029": RetryableError,  # queue full / job already queued; "Export daily quota" is a quota
-    "1036": PermanentError,
-}
-_REAUTH_CODES = frozenset({"601", "602"})
 _SECRET_IN_QUERY = re.compile(r"(client_secret=)[^&\s\"']*")
-
-
-def error_for_code(code: str, message: str, *, request_id: str | None = None) -> DeliveryError:
-    """Return the exception for a Marketo response-level error ``{code, message}``."""
-    cls = _ERROR_CLASSES.get(code, RetryableError)
-    if code == "1029" and "export daily quota" in message.lower():
-        cls = QuotaExceeded
-    return cls(f"Marketo error {code}: {message}", code=code, request_id=request_id)
 
 
 class CallGate(Protocol):
@@ -131,79 +81,6 @@ class SyncResult:
 
     request_id: str | None
     results: list[RecordResult]
-
-
-@dataclass
-class _Token:
-    value: str = field(repr=False)
-    deadline: float
-    renew_at: float
-
-
-class TokenCache:
-    """Access tokens per ``(instance, client_id)``, shareable by clients and threads.
-
-    A token is renewed once less than *margin* seconds (at most half its lifetime) remain;
-    one fetch at a time per key. Marketo answers a renewal with the *same* token (and a smaller
-    ``expires_in``) until it has expired, so when a fetch returns the token already held, it is used
-    until a second before its deadline rather than fetched again on every call; a call that still
-    meets 602 re-authenticates once (``MarketoClient``).
-    """
-
-    def __init__(self, margin: float = 60.0) -> None:
-        self._margin = margin
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._tokens: dict[tuple[str, str], _Token] = {}
-
-    def _fresh(self, key: tuple[str, str], now: float) -> str | None:
-        with self._guard:
-            token = self._tokens.get(key)
-        if token is None or now >= token.renew_at:
-            return None
-        return token.value
-
-    def get(
-        self,
-        key: tuple[str, str],
-        fetch: Callable[[], tuple[str, float]],
-        clock: Callable[[], float],
-    ) -> str:
-        """Return a fresh token for *key*, calling ``fetch() -> (token, expires_in)`` if needed.
-
-        Raises:
-            DeliveryError: whatever *fetch* raises.
-        """
-        value = self._fresh(key, clock())
-        if value is not None:
-            return value
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            value = self._fresh(key, clock())  # another thread may have fetched meanwhile
-            if value is not None:
-                return value
-            started = clock()
-            value, expires_in = fetch()
-            deadline = started + expires_in
-            with self._guard:
-                held = self._tokens.get(key)
-                if held is not None and held.value == value:  # no new token before this one expires
-                    renew_at = max(started, deadline - 1.0)
-                else:
-                    renew_at = deadline - min(self._margin, expires_in / 2)
-                self._tokens[key] = _Token(value, deadline, renew_at)
-            return value
-
-    def invalidate(self, key: tuple[str, str], token: str) -> None:
-        """Forget *token* for *key* (Marketo said 601/602), unless it was already replaced."""
-        with self._guard:
-            current = self._tokens.get(key)
-            if current is not None and current.value == token:
-                del self._tokens[key]
-
-
-DEFAULT_TOKENS = TokenCache()
 
 
 class _RedactSecret(logging.Filter):
@@ -526,7 +403,7 @@ class MarketoClient:
                 return answer
             code, message = _first_error(answer)
             request_id = _str_or_none(answer.get("requestId"))
-            if code in _REAUTH_CODES:
+            if code in REAUTH_CODES:
                 self._tokens.invalidate(self._key, token)
                 if attempt == 1:
                     continue
