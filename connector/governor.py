@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -36,6 +36,7 @@ class Governor:
         store: Store,
         *,
         calls_per_window: int = 100,
+        limits: Mapping[str, int] | None = None,
         window: float = 20.0,
         safety: float = 0.5,
         max_concurrent: int = 10,
@@ -47,6 +48,7 @@ class Governor:
     ) -> None:
         self.store = store
         self.calls_per_window = calls_per_window
+        self.limits = dict(limits or {})  # per-instance budgets, e.g. lower where other tools share it
         self.window = window + safety
         self.max_concurrent = max_concurrent
         self.call_timeout = call_timeout
@@ -76,7 +78,7 @@ class Governor:
                 holder,
                 now,
                 self.window,
-                self.calls_per_window,
+                self.limits.get(instance, self.calls_per_window),
                 self.max_concurrent,
                 now + self.call_timeout,
             )

@@ -125,6 +125,7 @@ def build(settings: Settings) -> Service:
     governor = Governor(
         store,
         calls_per_window=settings.rate_limit,
+        limits=settings.rate_limits,
         window=settings.rate_window,
         safety=settings.rate_safety,
         max_concurrent=settings.max_concurrent,

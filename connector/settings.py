@@ -51,6 +51,7 @@ class Settings:
     max_json_depth: int = 32
     retention_days: float = 90.0
     rate_limit: int = 100
+    rate_limits: dict[str, int] = field(default_factory=dict)  # per instance, overriding rate_limit
     rate_window: float = 20.0
     rate_safety: float = 0.5
     max_concurrent: int = 10
@@ -60,6 +61,26 @@ class Settings:
 
     def with_database(self, url: str | None) -> Settings:
         return self if not url else replace(self, database_url=url)
+
+
+def parse_rate_limits(text: str) -> dict[str, int]:
+    """Parse CONNECTOR_RATE_LIMITS: ``https://123-ABC-456.mktorest.com=50,https://other.mktorest.com=30``.
+
+    Instances are normalised like integration configs (a ``/rest`` suffix is accepted).
+
+    Raises:
+        ValueError: naming the item that is wrong.
+    """
+    limits: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        instance, sep, value = item.rpartition("=")
+        if not sep or not instance.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(
+                f"CONNECTOR_RATE_LIMITS: {item!r} is not INSTANCE=CALLS (e.g. https://123-ABC-456.mktorest.com=50)"
+            )
+        base = instance.strip().rstrip("/").removesuffix("/rest").rstrip("/")
+        limits[base] = int(value)
+    return limits
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
@@ -98,6 +119,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=int(_number(env, "CONNECTOR_MAX_BODY_BYTES", MAX_BODY_BYTES, minimum=1)),
         retention_days=_number(env, "CONNECTOR_RETENTION_DAYS", 90),
         rate_limit=int(_number(env, "CONNECTOR_RATE_LIMIT", 100, minimum=1)),
+        rate_limits=parse_rate_limits(env.get("CONNECTOR_RATE_LIMITS") or ""),
         rate_window=_number(env, "CONNECTOR_RATE_WINDOW", 20, minimum=0.001),
         rate_safety=_number(env, "CONNECTOR_RATE_SAFETY", 0.5),
         max_concurrent=int(_number(env, "CONNECTOR_MAX_CONCURRENT", 10, minimum=1)),

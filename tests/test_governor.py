@@ -96,3 +96,41 @@ def test_quota_pause_is_visible(store: SqliteStore, clock: Clock) -> None:
     until = governor.pause_until_quota_reset("inst")
     assert governor.paused_until("inst") == until > clock()
     assert "607" in store.pauses(clock())["inst"][1]
+
+
+def test_a_shared_instance_gets_its_own_lower_budget(store: SqliteStore, clock: Clock) -> None:
+    governor = Governor(store, calls_per_window=100, limits={"shared": 10}, clock=clock, sleep=clock.sleep)
+    starts = {"shared": [], "own": []}  # type: dict[str, list[float]]
+    for instance in ("shared", "own"):
+        clock.now = 1_790_000_000.0 + (0 if instance == "shared" else 1000)
+        for _ in range(30):
+            with governor.acquire(instance):
+                starts[instance].append(clock())
+    shared = starts["shared"]
+    assert all(shared[i + 10] - shared[i] >= 20.5 for i in range(len(shared) - 10))
+    assert starts["own"][-1] - starts["own"][0] == 0  # 30 calls fit the default budget of 100
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", {}),
+        ("https://a.mktorest.com=50", {"https://a.mktorest.com": 50}),
+        (
+            "https://a.mktorest.com/rest/=50, https://b.mktorest.com=30",
+            {"https://a.mktorest.com": 50, "https://b.mktorest.com": 30},
+        ),
+    ],
+)
+def test_rate_limits_setting(text: str, expected: dict[str, int]) -> None:
+    from connector.settings import parse_rate_limits
+
+    assert parse_rate_limits(text) == expected
+
+
+@pytest.mark.parametrize("text", ["https://a.mktorest.com", "https://a.mktorest.com=0", "=5", "x=many"])
+def test_bad_rate_limits_name_the_variable(text: str) -> None:
+    from connector.settings import parse_rate_limits
+
+    with pytest.raises(ValueError, match="CONNECTOR_RATE_LIMITS"):
+        parse_rate_limits(text)
