@@ -210,7 +210,7 @@ def demo(keep: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(db: str | None, as_json: bool) -> None:
     """Per integration: counts of pending, delivered, skipped, ignored and dead events."""
-    from connector.web import status_document
+    from connector.metrics import status_document
 
     service = _service(db)
     doc = status_document(service.store, [i for i, _d, _s in service.registry.list()], time.time())

@@ -1,4 +1,6 @@
-"""Prometheus text exposition: event states per integration, paused instances, webhook answers.
+"""Operational views of the store: the status document and Prometheus text.
+
+Prometheus text: event states per integration, paused instances, webhook answers.
 
 State counts and pauses come from the store, so any process (intake or worker) reports the same
 shared truth; webhook answers are counted in this process. No secrets, no lead identifiers.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any
 
 from connector.outbox import STATES, Store
 
@@ -55,3 +58,14 @@ def render(store: Store, webhooks: WebhookCounter, known_integrations: list[str]
     for (integration_id, status), value in sorted(webhooks.snapshot().items()):
         lines.append(f'connector_webhooks_total{{integration="{_label(integration_id)}",status="{status}"}} {value}')
     return "\n".join(lines) + "\n"
+
+
+def status_document(store: Store, integration_ids: list[str], now: float) -> dict[str, Any]:
+    """``{"integrations": {id: {pending, delivered, skipped, ignored, dead}}, "paused": {...}}``."""
+    counts = store.counts()
+    ids = sorted(set(integration_ids) | set(counts))
+    doc: dict[str, Any] = {"integrations": {i: {s: counts.get(i, {}).get(s, 0) for s in STATES} for i in ids}}
+    paused = store.pauses(now)
+    if paused:
+        doc["paused_instances"] = {k: {"until": v[0], "reason": v[1]} for k, v in paused.items()}
+    return doc

@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from connector import config, logs
 from connector.fields import FieldCache
@@ -157,7 +156,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def database_path_hint(url: str) -> str:
-    return str(Path(url[len("sqlite:///") :]).resolve()) if url.startswith("sqlite:///") else url

@@ -160,6 +160,7 @@ class SqliteStore:
 
     def _migrate(self) -> None:
         """Add columns that databases created by earlier versions lack (additive changes only)."""
+
         def columns(db: sqlite3.Connection) -> set[str]:
             return {row[1] for row in db.execute("PRAGMA table_info(events)")}
 
@@ -458,14 +459,6 @@ class SqliteStore:
             self._connect().execute("SELECT COUNT(*) FROM integrations").fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"database unavailable: {exc}") from exc
-
-    def next_due(self) -> float | None:
-        row = (
-            self._connect()
-            .execute("SELECT MIN(next_attempt_at) FROM events WHERE state = 'pending' AND lease_until IS NULL")
-            .fetchone()
-        )
-        return None if row is None or row[0] is None else float(row[0])
 
     # -- operations --------------------------------------------------------------------------
     def counts(self) -> dict[str, dict[str, int]]:

@@ -20,6 +20,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from connector import config, events, webhook_auth
+from connector.audit import event_document
 from connector.errors import (
     AuthenticationError,
     ConfigError,
@@ -31,7 +32,7 @@ from connector.errors import (
     UnsupportedMediaType,
 )
 from connector.intake import new_event
-from connector.metrics import WebhookCounter
+from connector.metrics import WebhookCounter, status_document
 from connector.metrics import render as render_metrics
 from connector.models import Integration
 from connector.outbox import STATES, Store, open_store
@@ -320,7 +321,7 @@ def list_events(integration_id: str) -> tuple[Response, int]:
     except ValueError:
         raise PayloadError("since must be epoch seconds and limit an integer", code="invalid_query") from None
     records = runtime().store.list_events(integration_id=integration_id, state=state, since=since, limit=limit)
-    return jsonify(events=[_event_json(r) for r in records]), 200
+    return jsonify(events=[event_document(r) for r in records]), 200
 
 
 @admin.get("/integrations/<integration_id>/events/<int:event_id>")
@@ -329,7 +330,7 @@ def show_event(integration_id: str, event_id: int) -> tuple[Response, int]:
     record = runtime().store.get_event(event_id) if event_id <= MAX_EVENT_ID else None
     if record is None or record.integration_id != integration_id:
         raise NotFoundError(f"no event {event_id} for integration {integration_id[:64]!r}")
-    return jsonify(_event_json(record)), 200
+    return jsonify(event_document(record)), 200
 
 
 @admin.get("/metrics")
@@ -344,20 +345,3 @@ def metrics() -> tuple[Response, int]:
 def status() -> tuple[Response, int]:
     rt = runtime()
     return jsonify(status_document(rt.store, [i for i, _d, _s in rt.registry.list()], rt.clock())), 200
-
-
-def status_document(store: Store, integration_ids: list[str], now: float) -> dict[str, Any]:
-    """``{"integrations": {id: {pending, delivered, skipped, ignored, dead}}, "paused": {...}}``."""
-    counts = store.counts()
-    ids = sorted(set(integration_ids) | set(counts))
-    doc: dict[str, Any] = {"integrations": {i: {s: counts.get(i, {}).get(s, 0) for s in STATES} for i in ids}}
-    paused = store.pauses(now)
-    if paused:
-        doc["paused_instances"] = {k: {"until": v[0], "reason": v[1]} for k, v in paused.items()}
-    return doc
-
-
-def _event_json(record: Any) -> dict[str, Any]:
-    from connector.audit import event_document
-
-    return event_document(record)

@@ -287,6 +287,21 @@ class MarketoClient:
                 return leads
             params["nextPageToken"] = next_token
 
+    def _exchange(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+        """One HTTP exchange with the instance; network failures become ``RetryableError``.
+
+        ``from None``: a requests error's text holds the URL with its query (the identity call's
+        query carries the client secret), so it never reaches a message or a traceback.
+
+        Raises:
+            RetryableError: code "timeout" or "network".
+        """
+        try:
+            return self._session.request(method, self.instance + path, timeout=self._timeout, **kwargs)
+        except requests.RequestException as exc:
+            code = "timeout" if isinstance(exc, requests.Timeout) else "network"
+            raise RetryableError(f"network error calling Marketo {what}: {type(exc).__name__}", code=code) from None
+
     # -- authentication ---------------------------------------------------------------------
 
     def _token(self) -> str:
@@ -314,20 +329,8 @@ class MarketoClient:
         started = self._clock()
         status: int | str = "-"
         try:
-            try:
-                response = self._session.get(
-                    self.instance + _IDENTITY_PATH,
-                    params=params,
-                    headers=_BASE_HEADERS,
-                    timeout=self._timeout,
-                )
-            except requests.RequestException as exc:
-                status = type(exc).__name__
-                code = "timeout" if isinstance(exc, requests.Timeout) else "network"
-                # `from None`: the requests error's text holds the URL, query and secret included.
-                raise RetryableError(
-                    f"network error calling Marketo identity: {type(exc).__name__}", code=code
-                ) from None
+            status = "network error"
+            response = self._exchange("GET", _IDENTITY_PATH, "identity", params=params, headers=_BASE_HEADERS)
             status = response.status_code
             return self._read_token(response)
         finally:
@@ -433,21 +436,8 @@ class MarketoClient:
         with self._gate.acquire():
             started = self._clock()
             try:
-                try:
-                    response = self._session.request(
-                        method,
-                        self.instance + path,
-                        params=params,
-                        data=data,
-                        headers=headers,
-                        timeout=self._timeout,
-                    )
-                except requests.RequestException as exc:
-                    outcome = type(exc).__name__
-                    code = "timeout" if isinstance(exc, requests.Timeout) else "network"
-                    raise RetryableError(
-                        f"network error calling Marketo {method} {path}: {type(exc).__name__}", code=code
-                    ) from exc
+                outcome = "network error"
+                response = self._exchange(method, path, f"{method} {path}", params=params, data=data, headers=headers)
                 answer = _envelope(response)
                 request_id = _str_or_none(answer.get("requestId")) if answer is not None else None
                 outcome = response.status_code
