@@ -5,51 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
 
 import click
 
 from connector import __version__, config, logs
+from connector.cli_support import db_option, fail, load_settings, open_service
 from connector.errors import ConfigError, ConnectorError
-from connector.settings import Settings, from_env
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {logs.mask(message)}", err=True)
-    sys.exit(1)
-
-
-def _settings(db: str | None = None) -> Settings:
-    try:
-        settings = from_env().with_database(db)
-    except ValueError as exc:
-        _fail(str(exc))
-    logs.configure(settings.log_level, settings.log_format)
-    return settings
-
-
-def _service(db: str | None = None) -> Any:
-    from connector.service import build
-
-    settings = _settings(db)
-    try:
-        return build(settings)
-    except ValueError as exc:
-        _fail(str(exc))
-
-
-def db_option(f: F) -> F:
-    return click.option(
-        "--db",
-        "db",
-        default=None,
-        metavar="URL",
-        help="Database URL (default: $CONNECTOR_DATABASE_URL or sqlite:///connector.db).",
-    )(f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,7 +67,7 @@ def serve(
     """Run the webhook intake and the delivery worker in one process."""
     from connector.service import is_loopback
 
-    service = _service(db)
+    service = open_service(db)
     parsed = {}
     for path in configs:
         try:
@@ -113,14 +75,14 @@ def serve(
         except ConfigError as exc:
             for problem in exc.problems:
                 click.echo(logs.mask(f"{path}: {problem}"), err=True)
-            _fail("invalid --config; nothing started")
+            fail("invalid --config; nothing started")
         parsed[integration.id] = integration
     open_ids = sorted(
         {i for i in service.unauthenticated() if i not in parsed}
         | {i.id for i in parsed.values() if i.webhook is None or not i.webhook.authenticates}
     )
     if open_ids and not is_loopback(host) and not allow_unauthenticated_webhooks:
-        _fail(
+        fail(
             f"refusing to listen on {host}: integration(s) {', '.join(open_ids)} have no webhook "
             'authentication; add a "webhook" block or pass --allow-unauthenticated-webhooks'
         )
@@ -138,7 +100,7 @@ def serve(
             before_start=lambda: service.check_online_in_background(loaded),
         )
     except (OSError, ValueError) as exc:
-        _fail(f"cannot serve on {host}:{port}: {exc}")
+        fail(f"cannot serve on {host}:{port}: {exc}")
 
 
 @main.command()
@@ -147,7 +109,7 @@ def worker(db: str | None) -> None:
     """Run only the delivery worker (for deployments that run intake and delivery apart)."""
     import signal
 
-    service = _service(db)
+    service = open_service(db)
     signal.signal(signal.SIGTERM, lambda *_: service.stop.set())
     signal.signal(signal.SIGINT, lambda *_: service.stop.set())
     click.echo("connector worker started", err=True)
@@ -164,7 +126,7 @@ def send(config_file: str, payload: str, dry_run: bool, db: str | None) -> None:
     """Run one sample consent PAYLOAD through the pipeline (for QA)."""
     from connector.qa import send_payload
 
-    settings = _settings(db)
+    settings = load_settings(db)
     try:
         code, output = send_payload(settings, config_file, payload, dry_run=dry_run, db=db)
     except ConfigError as exc:
@@ -172,7 +134,7 @@ def send(config_file: str, payload: str, dry_run: bool, db: str | None) -> None:
             click.echo(logs.mask(f"error: {problem}"), err=True)
         sys.exit(1)
     except ConnectorError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(logs.mask(output))
     sys.exit(code)
 
@@ -191,7 +153,7 @@ def sandbox(host: str, port: int, leads_file: str | None, token_ttl: float, no_l
     try:
         run_sandbox(host=host, port=port, leads_file=leads_file, token_ttl=token_ttl, limits=not no_limits)
     except (OSError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @main.command()
@@ -212,7 +174,7 @@ def status(db: str | None, as_json: bool) -> None:
     """Per integration: counts of pending, delivered, skipped, ignored and dead events."""
     from connector.metrics import status_document
 
-    service = _service(db)
+    service = open_service(db)
     doc = status_document(service.store, [i for i, _d, _s in service.registry.list()], time.time())
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -240,7 +202,7 @@ def deadletters() -> None:
 def deadletters_list(db: str | None, as_json: bool, integration: str | None) -> None:
     from connector.audit import event_document
 
-    service = _service(db)
+    service = open_service(db)
     docs = [
         event_document(r) for r in service.store.list_events(integration_id=integration, state="dead", limit=100000)
     ]
@@ -264,11 +226,11 @@ def deadletters_list(db: str | None, as_json: bool, integration: str | None) -> 
 def deadletters_replay(event_id: int | None, replay_all: bool, db: str | None) -> None:
     """Put dead letter EVENT_ID (or --all) back in the outbox with a fresh retry budget."""
     if (event_id is None) == (not replay_all):
-        _fail("give one event id or --all")
-    service = _service(db)
+        fail("give one event id or --all")
+    service = open_service(db)
     count = service.store.replay(None if replay_all else [int(event_id or 0)], time.time())
     if event_id is not None and count == 0:
-        _fail(f"event {event_id} is not a dead letter")
+        fail(f"event {event_id} is not a dead letter")
     click.echo(f"replayed {count} event(s); a running worker delivers them now")
 
 
@@ -284,10 +246,10 @@ def events() -> None:
 def events_show(event_id: int, db: str | None, as_json: bool) -> None:
     from connector.audit import event_document, render
 
-    service = _service(db)
+    service = open_service(db)
     record = service.store.get_event(event_id)
     if record is None:
-        _fail(f"no event {event_id}")
+        fail(f"no event {event_id}")
     doc = event_document(record)
     click.echo(json.dumps(doc, indent=2) if as_json else render(doc))
 
@@ -307,8 +269,8 @@ def events_list(
     try:
         since_ts = parse_since(since, time.time()) if since else None
     except ValueError as exc:
-        _fail(str(exc))
-    service = _service(db)
+        fail(str(exc))
+    service = open_service(db)
     docs = [
         event_document(r)
         for r in service.store.list_events(integration_id=integration, state=state, since=since_ts, limit=limit)
@@ -328,7 +290,7 @@ def events_list(
 @db_option
 def events_prune(days: float | None, db: str | None) -> None:
     """Delete finished events (and their attempts) received more than DAYS ago."""
-    service = _service(db)
+    service = open_service(db)
     keep = service.settings.retention_days if days is None else days
     count = service.store.prune(time.time() - keep * 86400)
     click.echo(f"pruned {count} event(s) older than {keep:g} days")

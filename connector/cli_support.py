@@ -1,0 +1,52 @@
+"""What every ``connector`` subcommand module shares: one-line failures, settings, the service, ``--db``.
+
+Subcommands live in ``connector.cli`` or in a module of their own that ``connector.cli`` registers
+with ``main.add_command``; both import these helpers from here, so no module imports ``cli``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from connector import logs
+from connector.settings import Settings, from_env
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {logs.mask(message)}", err=True)
+    sys.exit(1)
+
+
+def load_settings(db: str | None = None) -> Settings:
+    try:
+        settings = from_env().with_database(db)
+    except ValueError as exc:
+        fail(str(exc))
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def open_service(db: str | None = None) -> Any:
+    from connector.service import build
+
+    settings = load_settings(db)
+    try:
+        return build(settings)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        default=None,
+        metavar="URL",
+        help="Database URL (default: $CONNECTOR_DATABASE_URL or sqlite:///connector.db).",
+    )(f)
