@@ -7,7 +7,8 @@ body), never rate-limited, delayed or failed by injected faults.
 GET  /_sandbox/leads   every lead, a JSON list of full records (REST field names), by id
 POST /_sandbox/leads   seed: a list of lead objects (or {"leads": [...]}) -> {"seeded", "ids"}
 GET  /_sandbox/stats   calls, accepted, errors per code, skipped per reason, records written,
-                       in_flight, max_concurrency, window_calls, daily_calls, leads
+                       in_flight, max_concurrency, window_calls, daily_calls, leads,
+                       lead_overlaps (a Sync Leads call for a lead another call still held)
 GET  /_sandbox/faults  the faults in force
 POST /_sandbox/faults  {"errors": {"code", "count"}} / {"outage": {"mode", "seconds"}} / {"latency_ms"}
 DEL  /_sandbox/faults  clear all faults

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from connector.sandbox.catalogue import Catalogue
+from connector.sandbox.inflight import LeadsInFlight
 from connector.sandbox.clock import Clock, iso_utc, system_clock
 from connector.sandbox.codes import ApiError, HttpFailure, http_status_code, message_for
 from connector.sandbox.config import ADJUSTABLE, SandboxConfig
@@ -64,6 +65,7 @@ class SandboxState:
         self._tokens = TokenStore()
         self._limiter = CallLimiter()
         self._faults = Faults()
+        self.in_flight = LeadsInFlight()
         self._request_counter = random.randrange(0x1000, 0x10000)
         self._reset_stats()
         self.seed(leads)
@@ -203,6 +205,7 @@ class SandboxState:
             self._tokens.clear()
             self._limiter.reset()
             self._faults.clear()
+            self.in_flight.reset()
             self._reset_stats()
 
     def set_faults(self, spec: object) -> dict[str, Any]:
@@ -258,6 +261,7 @@ class SandboxState:
                 "skipped": dict(sorted(self._skipped.items())),
                 "leads": len(self._store),
                 **self._limiter.snapshot(self.clock(), self.config),
+                **self.in_flight.snapshot(),
             }
 
     # -- internals --------------------------------------------------------------------------------
