@@ -32,8 +32,14 @@ def test_an_entry_while_another_call_holds_the_lead_is_an_overlap() -> None:
 def test_concurrent_calls_for_one_lead_show_in_stats() -> None:
     state = SandboxState(SandboxConfig(limits=False), leads=[{"email": "jane@example.com"}])
     with SandboxServer(state, "127.0.0.1", 0) as server:
-        credentials = {"grant_type": "client_credentials", "client_id": "sandbox-client", "client_secret": "sandbox-secret"}
-        token = requests.get(f"{server.url}/identity/oauth/token", params=credentials, timeout=10).json()["access_token"]
+        credentials = {
+            "grant_type": "client_credentials",
+            "client_id": "sandbox-client",
+            "client_secret": "sandbox-secret",
+        }
+        token = requests.get(f"{server.url}/identity/oauth/token", params=credentials, timeout=10).json()[
+            "access_token"
+        ]
         requests.post(f"{server.url}/_sandbox/faults", json={"latency_ms": 300}, timeout=10)
         body = {"action": "updateOnly", "lookupField": "email", "input": [{"email": "JANE@example.com"}]}
 
