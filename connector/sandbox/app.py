@@ -23,8 +23,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from connector.sandbox.codes import ApiError, HttpFailure, message_for
 from connector.sandbox.control import control_blueprint
-from connector.sandbox.responses import failure, http_failure, json_response, success
 from connector.sandbox.inflight import lead_keys
+from connector.sandbox.responses import failure, http_failure, json_response, success
 from connector.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)

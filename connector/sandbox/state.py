@@ -21,11 +21,11 @@ from dataclasses import replace
 from typing import Any
 
 from connector.sandbox.catalogue import Catalogue
-from connector.sandbox.inflight import LeadsInFlight
 from connector.sandbox.clock import Clock, iso_utc, system_clock
 from connector.sandbox.codes import ApiError, HttpFailure, http_status_code, message_for
 from connector.sandbox.config import ADJUSTABLE, SandboxConfig
 from connector.sandbox.faults import Faults, Outage
+from connector.sandbox.inflight import LeadsInFlight
 from connector.sandbox.leads import LeadStore
 from connector.sandbox.limits import CallLimiter, Ticket, limit_message
 from connector.sandbox.partitions import Partitions
