@@ -597,6 +597,6 @@ def test_overview_row_and_chart(console: Console, store: SqliteStore, clock: Clo
     assert '<td class="num pending">1</td>' in cells and '<td class="num delivered">1</td>' in cells
     assert "1 min" in cells  # the oldest pending event's age
     assert "paused (607 daily quota)" in cells
-    assert "0 / 100 calls" in cells
+    assert "0 / 100 per 20 s" in cells
     assert "<svg" in text and "1 delivered" in text
     assert "last day, per hour" in console.get("/console/?span=day").text

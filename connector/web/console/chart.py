@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 COLOURS = {"delivered": "#2f7d32", "skipped": "#9e9e9e", "failed": "#c62828"}
-WIDTH, HEIGHT = 760, 180
+WIDTH, HEIGHT = 1000, 190
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 26
 
 

@@ -31,6 +31,7 @@ class Row:
     pending: int
     oldest_pending_age: str | None
     last_delivery: str | None
+    last_delivery_age: str | None
     paused_until: str | None
     paused_reason: str | None
     budget_used: int | None
@@ -84,6 +85,7 @@ def rows(rt: Runtime) -> list[Row]:
                 pending=counts.get(integration_id, {}).get("pending", 0),
                 oldest_pending_age=age(now - oldest[integration_id]) if integration_id in oldest else None,
                 last_delivery=iso(last.get(integration_id)),
+                last_delivery_age=age(now - last[integration_id]) if integration_id in last else None,
                 paused_until=iso(pause[0]) if pause else None,
                 paused_reason=pause[1] if pause else None,
                 budget_used=calls.get(instance, 0) if instance else None,
@@ -117,6 +119,7 @@ def _context() -> dict[str, Any]:
         "rows": rows(rt),
         "chart": chart(rt, span),
         "span": span,
+        "window": f"{rt.settings.rate_window:g}",
         "refreshed": iso(rt.clock()),
         "fragment_url": url_for("console.overview_fragment", span=span),
     }
