@@ -104,6 +104,16 @@ def broken_config(instance: str) -> dict[str, Any]:
     return doc
 
 
+def outbox_is_empty(db_url: str) -> bool:
+    from connector.sqlite_store import SqliteStore
+
+    store = SqliteStore(db_url.removeprefix("sqlite:///"))
+    try:
+        return store.list_events() == []
+    finally:
+        store.close()
+
+
 def test_admin_journey_in_chromium(procs: Processes, page: Page, tmp_path: Path) -> None:
     sandbox = procs.sandbox(leads_file=SAMPLES / "sandbox" / "leads.json")
     server = procs.serve()
@@ -144,6 +154,18 @@ def test_admin_journey_in_chromium(procs: Processes, page: Page, tmp_path: Path)
     expect(page.get_by_role("status")).to_have_text("Saved.")
     assert "sandbox-secret" not in page.content()
     shot("saved")
+
+    # check it against the (sandbox) Marketo instance, and try a sample payload as a dry run
+    page.get_by_role("button", name="Check against Marketo").click()
+    expect(page.locator("ul.findings")).to_contain_text("OK online")
+    page.get_by_role("link", name="Try a payload").click()
+    page.get_by_label("Sample payload").select_option("opt-in.json")
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.locator("#marketo-request")).to_contain_text('"email": "jane.doe@example.com"')
+    expect(page.locator("#marketo-request")).to_contain_text("/rest/v1/leads.json")
+    shot("dry-run")
+    assert outbox_is_empty(procs.db_url)
+    page.get_by_role("link", name="shop").click()
 
     # copy the webhook URL from the page and post a consent to it
     url = page.locator("code.webhook-url").first.inner_text().strip()

@@ -15,7 +15,10 @@
     function tick() {
       if (document.visibilityState !== "visible") { return schedule(); }
       fetch(url, { headers: { "X-Console-Fragment": "1" }, credentials: "same-origin", cache: "no-store" })
-        .then(function (answer) { return answer.ok ? answer.text() : Promise.reject(answer.status); })
+        .then(function (answer) {
+          if (answer.status === 401) { window.location.reload(); }  // the session ended: back to sign-in
+          return answer.ok ? answer.text() : Promise.reject(answer.status);
+        })
         .then(function (html) {
           var kept = checkedValues(region);
           region.innerHTML = html;
