@@ -600,3 +600,18 @@ def test_overview_row_and_chart(console: Console, store: SqliteStore, clock: Clo
     assert "0 / 100 per 20 s" in cells
     assert "<svg" in text and "1 delivered" in text
     assert "last day, per hour" in console.get("/console/?span=day").text
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/webhooks/acme", "/console\\..\\x"])
+def test_sign_in_only_returns_inside_the_console(app: Flask, target: str) -> None:
+    client = app.test_client()
+    page = client.get("/console/sign-in")
+    answer = client.post("/console/sign-in", data={"csrf_token": csrf_of(page.text), "token": ADMIN, "next": target})
+    assert answer.status_code == 303 and answer.headers["Location"] == "/console/"
+
+
+def test_pages_carry_security_headers(console: Console) -> None:
+    answer = console.get("/console/")
+    assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["Cache-Control"] == "no-store"

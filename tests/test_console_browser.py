@@ -168,8 +168,11 @@ def test_admin_journey_in_chromium(procs: Processes, page: Page, tmp_path: Path)
     page.get_by_role("link", name="shop").click()
 
     # copy the webhook URL from the page and post a consent to it
-    url = page.locator("code.webhook-url").first.inner_text().strip()
-    assert url == f"{server.url}/webhooks/shop"
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy Endpoint URL").click()
+    expect(page.get_by_role("button", name="Copy Endpoint URL")).to_have_text("Copied")
+    url = str(page.evaluate("navigator.clipboard.readText()")).strip()
+    assert url == f"{server.url}/webhooks/shop" == page.locator("code.webhook-url").first.inner_text().strip()
     answer = requests.post(url, json=sample_payload("opt-in.json"), timeout=10)
     assert answer.status_code == 202, answer.text
     event_id = answer.json()["event_id"]
