@@ -13,7 +13,7 @@ from typing import Any
 
 from connector.models import Integration, LeadUpdate
 
-#: ``check_online(integration)``: problems as "/json/pointer: message" lines; raises DeliveryError.
+#: ``check_online(integration)``: ``validate --online``'s lines (problems, or "OK online ..."); raises DeliveryError.
 OnlineCheck = Callable[[Integration], list[str]]
 #: ``build_request(integration, update)``: the exact Sync Leads call, as ``connector send --dry-run`` prints it.
 RequestBuilder = Callable[[Integration, LeadUpdate], dict[str, Any]]
