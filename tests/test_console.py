@@ -615,3 +615,15 @@ def test_pages_carry_security_headers(console: Console) -> None:
     assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
     assert answer.headers["X-Frame-Options"] == "DENY"
     assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_a_pending_events_trail_refreshes_until_it_is_finished(console: Console, store: SqliteStore) -> None:
+    event_id = webhook(console.client)
+    page = console.get(f"/console/events/{event_id}").text
+    assert f'data-poll="/console/fragments/events/{event_id}"' in page
+    fragment = console.get(f"/console/fragments/events/{event_id}", headers={"X-Console-Fragment": "1"}).text
+    assert "pending" in fragment and "data-poll-stop" not in fragment
+    deliver(store, event_id, 1.0)
+    fragment = console.get(f"/console/fragments/events/{event_id}", headers={"X-Console-Fragment": "1"}).text
+    assert "req-1#abc" in fragment and "data-poll-stop" in fragment
+    assert "data-poll=" not in console.get(f"/console/events/{event_id}").text

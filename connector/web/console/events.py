@@ -97,10 +97,17 @@ def events_page() -> tuple[str, int]:
 
 
 @console.get("/events/<int:event_id>")
-def event_page(event_id: str | int) -> tuple[str, int]:
-    record = _record(int(event_id))
+def event_page(event_id: int) -> tuple[str, int]:
+    record = _record(event_id)
     doc = event_document(record)
     return render_template("console/event.html", doc=doc, raw=json.dumps(doc, indent=2)), 200
+
+
+@console.get("/fragments/events/<int:event_id>")
+def event_fragment(event_id: int) -> tuple[str, int]:
+    """The audit trail alone, for a pending event's page to refresh until it is finished."""
+    doc = event_document(_record(event_id))
+    return render_template("console/_event.html", doc=doc, raw=json.dumps(doc, indent=2)), 200
 
 
 def _record(event_id: int) -> EventRecord:

@@ -30,7 +30,9 @@
           region.setAttribute("data-refreshed", String(Date.now()));
         })
         .catch(function () { /* keep the last figures; try again on the next tick */ })
-        .then(schedule);
+        .then(function () {
+          if (!region.querySelector("[data-poll-stop]")) { schedule(); }  // e.g. the event is finished
+        });
     }
     function schedule() { window.setTimeout(tick, every); }
     schedule();
