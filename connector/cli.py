@@ -157,7 +157,9 @@ def sandbox(host: str, port: int, leads_file: str | None, token_ttl: float, no_l
 
 
 @main.command()
-@click.option("--keep", is_flag=True, help="Keep the temporary database and print its path.")
+@click.option(
+    "--keep", is_flag=True, help="Keep the demo running (console included) until Ctrl-C, and keep its database."
+)
 def demo(keep: bool) -> None:
     """Start a sandbox and the connector, send the sample payloads, show before/after."""
     from connector.demo import run_demo

@@ -90,6 +90,15 @@ def read_json_file(path: str | Path) -> Any:
         raise _read_error(f"cannot read file: {exc}") from None
     if len(data) > _MAX_FILE_BYTES:
         raise _read_error(f"cannot read file: larger than {_MAX_FILE_BYTES} bytes")
+    return parse_json_document(data)
+
+
+def parse_json_document(data: bytes) -> Any:
+    """Parse a config document's bytes as ``read_json_file`` does (the console's uploads use it too).
+
+    Raises:
+        ConfigError: with one Problem at "" when *data* is not UTF-8 or not valid JSON.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

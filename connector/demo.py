@@ -9,6 +9,7 @@ every outcome is the expected one.
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 import threading
 import time
@@ -52,6 +53,7 @@ def run_demo(*, keep: bool = False, out: Any = print) -> int:
     """Run the scenario; return the exit code."""
     from waitress.server import create_server
 
+    from connector.console_tools import marketo_tools
     from connector.sandbox.server import SandboxServer
     from connector.service import build
     from connector.web import create_app
@@ -60,7 +62,8 @@ def run_demo(*, keep: bool = False, out: Any = print) -> int:
     tmp = tempfile.mkdtemp(prefix="connector-demo-")
     sandbox = SandboxServer()
     sandbox.start()
-    service = build(Settings(database_url=f"sqlite:///{tmp}/demo.db"))
+    token = secrets.token_urlsafe(12)  # a throwaway admin token for this demo's console
+    service = build(Settings(database_url=f"sqlite:///{tmp}/demo.db", admin_token=token))
     server = None
     try:
         _seed(sandbox.url)
@@ -68,20 +71,43 @@ def run_demo(*, keep: bool = False, out: Any = print) -> int:
             doc = json.loads((SAMPLES / f"{name}.json").read_text())
             doc["authentication"]["instance"] = sandbox.url
             service.registry.put(name, doc, "file")
-        app = create_app(service.settings, store=service.store, registry=service.registry, on_enqueue=service.wake.set)
+        app = create_app(
+            service.settings,
+            store=service.store,
+            registry=service.registry,
+            on_enqueue=service.wake.set,
+            tools=marketo_tools(service.governor),
+        )
         server = create_server(app, host="127.0.0.1", port=0, threads=4)
         threading.Thread(target=server.run, daemon=True).start()
         threading.Thread(target=service.worker().run_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.effective_port}"
-        out(f"Marketo sandbox  {sandbox.url}\nconnector        {base}   (database {tmp}/demo.db)\n")
+        out(f"Marketo sandbox  {sandbox.url}\nconnector        {base}   (database {tmp}/demo.db)")
+        out(f"console          {base}/console/   admin token {token}  (a throwaway token for this demo)\n")
         before = _leads(sandbox.url)
         rows = [_play(step, base, service) for step in SCENARIO]
         after = _leads(sandbox.url)
+        code = _report(out, rows, before, after, started, tmp, keep)
+        if keep:
+            out(f"\nstill running: open {base}/console/ (admin token {token}); Ctrl-C to stop")
+            wait_forever()
     finally:
         service.stop.set()
         if server is not None:
             server.close()
         sandbox.stop()
+    return code
+
+
+def _report(
+    out: Any,
+    rows: list[list[Any]],
+    before: list[dict[str, Any]],
+    after: list[dict[str, Any]],
+    started: float,
+    tmp: str,
+    keep: bool,
+) -> int:
     out("Leads in the Marketo sandbox, before:")
     out(_table(COLUMNS, [[lead.get(c) for c in COLUMNS] for lead in before]))
     out("\nEvents, in the order sent:")
@@ -97,6 +123,15 @@ def run_demo(*, keep: bool = False, out: Any = print) -> int:
         return 1
     out(f"\nall {len(rows)} outcomes as expected ({elapsed:.1f} s)")
     return 0
+
+
+def wait_forever(sleep: Any = time.sleep) -> None:
+    """Block until Ctrl-C (KeyboardInterrupt ends the demo's ``--keep`` run)."""
+    try:
+        while True:
+            sleep(3600)
+    except KeyboardInterrupt:
+        pass
 
 
 def _seed(url: str) -> None:

@@ -29,6 +29,14 @@ def check_integration(integration: Integration, client: MarketoClient | None = N
     return [str(p) for p in problems]
 
 
+def ok_message(integration: Integration) -> str:
+    """What ``validate --online`` and the console say when the instance can take *integration*."""
+    return (
+        f"OK online ({integration.instance}: {len(integration.mappings)} mapped field(s) "
+        "exist, are writable and fit their Didomi values)"
+    )
+
+
 def check_files_online(paths: Sequence[str]) -> tuple[int, list[str]]:
     code, lines = 0, list[str]()
     for path in paths:
@@ -49,8 +57,5 @@ def check_files_online(paths: Sequence[str]) -> tuple[int, list[str]]:
             code = 1
             lines.extend(f"{path}: {p}" for p in problems)
         else:
-            lines.append(
-                f"{path}: OK online ({integration.instance}: {len(integration.mappings)} mapped field(s) "
-                "exist, are writable and fit their Didomi values)"
-            )
+            lines.append(f"{path}: {ok_message(integration)}")
     return code, lines

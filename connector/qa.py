@@ -6,13 +6,14 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from connector import config, events, mapping
 from connector.audit import event_document
 from connector.errors import ConfigError, PayloadError, Problem
 from connector.intake import new_event
 from connector.marketo import MarketoClient
-from connector.models import Ignored, Skipped
+from connector.models import Ignored, Integration, LeadUpdate, Skipped
 from connector.outbox import STATES
 from connector.service import build, remember_secrets
 from connector.settings import Settings
@@ -23,6 +24,13 @@ def _read_payload(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError([Problem(path, f"cannot read file: {exc.strerror or exc}")]) from None
+
+
+def sync_request(integration: Integration, update: LeadUpdate) -> dict[str, Any]:
+    """The exact Sync Leads call *update* makes (no credentials): ``send --dry-run`` and the console show it."""
+    client = MarketoClient(integration.instance, integration.client_id, integration.client_secret)
+    lead = {update.lookup_field: update.lookup_value, **update.attributes}
+    return client.build_sync_request(update.action, update.lookup_field, [lead], update.partition)
 
 
 def send_payload(
@@ -48,10 +56,7 @@ def send_payload(
     if isinstance(update, Skipped):
         return 0, f"skipped: {update.reason} (nothing would be sent to Marketo)"
     if dry_run:
-        client = MarketoClient(integration.instance, integration.client_id, integration.client_secret)
-        lead = {update.lookup_field: update.lookup_value, **update.attributes}
-        request = client.build_sync_request(update.action, update.lookup_field, [lead], update.partition)
-        return 0, json.dumps([request], indent=2)
+        return 0, json.dumps([sync_request(integration, update)], indent=2)
     with tempfile.TemporaryDirectory(prefix="connector-send-") as tmp:
         url = db or f"sqlite:///{tmp}/send.db"
         service = build(settings.with_database(url))

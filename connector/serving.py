@@ -91,9 +91,16 @@ def run(
 def _server(service: Service, sock: socket.socket, threads: int, on_enqueue: Callable[[], None]) -> Any:
     from waitress.server import create_server
 
+    from connector.console_tools import marketo_tools
     from connector.web import create_app
 
-    app = create_app(service.settings, store=service.store, registry=service.registry, on_enqueue=on_enqueue)
+    app = create_app(
+        service.settings,
+        store=service.store,
+        registry=service.registry,
+        on_enqueue=on_enqueue,
+        tools=marketo_tools(service.governor),  # the console's online check and dry runs
+    )
     return create_server(app, sockets=[sock], threads=threads, ident="connector")
 
 

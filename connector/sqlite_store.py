@@ -34,6 +34,7 @@ from connector.outbox import (
     Reschedule,
     Watermark,
 )
+from connector.sqlite_console import SqliteConsoleQueries
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS integrations (
@@ -134,7 +135,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
-class SqliteStore:
+class SqliteStore(SqliteConsoleQueries):  # the console's read queries: connector/sqlite_console.py
     """``connector.outbox.Store`` on a SQLite file."""
 
     def __init__(self, path: str | Path) -> None:

@@ -1,0 +1,71 @@
+"""Read-only queries the console needs beyond ``connector.outbox.Store``: activity over time and search.
+
+A protocol, so a PostgreSQL store can implement it beside the SQLite one
+(``connector.sqlite_console.SqliteConsoleQueries``, mixed into ``SqliteStore``). The SQL is plain:
+buckets use integer division of integer milliseconds, which truncates the same way in both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from connector.outbox import EventRecord
+
+#: Attempt outcomes that are not a failure (everything else, e.g. retry, dead, rate_limited, is one).
+SUCCESS_OUTCOMES = ("updated", "created", "skipped", "stale", "replayed")
+#: The series of the activity chart: events finished delivered or skipped, and failed attempts.
+SERIES = ("delivered", "skipped", "failed")
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the Events page filters on; every field optional."""
+
+    integration_id: str | None = None
+    state: str | None = None
+    lookup: str | None = None  # an email (any case) or a Marketo lead id
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+
+
+@runtime_checkable
+class ConsoleQueries(Protocol):
+    def activity(self, since: float, bucket: float) -> list[tuple[int, str, int]]:
+        """``(bucket index, series, count)`` for every non-empty bucket of *bucket* seconds since *since*."""
+        ...
+
+    def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
+        """Per integration, events finished (delivered, skipped, ignored, dead) since *since*, by state."""
+        ...
+
+    def oldest_pending(self) -> dict[str, float]:
+        """Per integration, when its oldest pending event was received."""
+        ...
+
+    def last_delivery(self) -> dict[str, float]:
+        """Per integration, when its latest delivered event reached Marketo."""
+        ...
+
+    def calls_since(self, since: float) -> dict[str, int]:
+        """Per Marketo instance, calls recorded in the shared rate budget since *since*."""
+        ...
+
+    def search_events(self, search: Search) -> list[EventRecord]:
+        """Events matching *search*, newest first (without their attempts)."""
+        ...
+
+    def event_ids(self, integration_id: str, state: str) -> list[int]:
+        """Every id of *integration_id*'s events in *state*."""
+        ...
+
+
+def bucket_series(rows: Sequence[tuple[int, str, int]], buckets: int) -> dict[str, list[int]]:
+    """Dense per-series counts (``buckets`` long) from ``activity`` rows; out-of-range rows dropped."""
+    series = {name: [0] * buckets for name in SERIES}
+    for index, name, count in rows:
+        if name in series and 0 <= index < buckets:
+            series[name][index] += count
+    return series
