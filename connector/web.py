@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from connector import config, events, webhook_auth
+from connector import config, erasure, events, webhook_auth
 from connector.audit import event_document
 from connector.errors import (
     AuthenticationError,
@@ -168,6 +168,11 @@ def receive(integration_id: str) -> tuple[Response, int]:
     )
     _require_json()
     envelope = _parse_json(body)
+    if erasure.is_user_deleted(envelope):  # forget the person (connector.erasure); answer what was done
+        erased = erasure.on_user_deleted(rt.store, integration, envelope, body, rt.clock())
+        if erased.get("clear_event_id") is not None:
+            rt.on_enqueue()
+        return jsonify(erased), 202
     result = events.normalise(envelope, integration.regulations)
     new = new_event(integration, envelope, body, result, rt.clock())
     added = rt.store.add_event(new)
