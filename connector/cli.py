@@ -323,6 +323,8 @@ def parse_since(text: str, now: float) -> float:
     return parsed.timestamp()
 
 
+from connector.cli_forget import erasures as _erasures  # noqa: E402
 from connector.cli_forget import forget as _forget  # noqa: E402
 
 main.add_command(_forget)
+main.add_command(_erasures)

@@ -43,7 +43,7 @@ log = logging.getLogger("connector.erasure")
 RequestedBy = Literal["webhook", "cli"]
 ERASED = "[erased]"
 HASH_PREFIX = "hmac-sha256:"
-_MAX_ROUNDS = 5  # identifier expansion (email -> lead id -> other emails of that lead), bounded
+MAX_ROUNDS = 5  # identifier expansion (email -> lead id -> other emails of that lead), bounded
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,17 @@ class Subject:
 
     identifiers: frozenset[str]  # normalised: stripped, lower case
     didomi_user_id: str | None = None
+    lead_ids: frozenset[int] = frozenset()  # Marketo lead ids (given as LEAD_ID, or learned from deliveries)
 
-    @property
-    def lead_ids(self) -> frozenset[int]:
-        return frozenset(int(i) for i in self.identifiers if i.isdigit() and 0 < len(i) <= 18)
+    def widened(self, identifiers: Iterable[str], lead_ids: Iterable[int]) -> Subject:
+        more, ids = frozenset(identifiers), frozenset(lead_ids)
+        return Subject(self.identifiers | more, self.didomi_user_id, self.lead_ids | ids)
+
+
+def lead_id_of(identifier: str) -> int | None:
+    """*identifier* as a Marketo lead id (a positive integer), else None."""
+    text = identifier.strip()
+    return int(text) if text.isdigit() and 0 < len(text) <= 18 and int(text) > 0 else None
 
 
 @dataclass(frozen=True)
@@ -239,17 +246,21 @@ class RowPlan:
     kind: str = "scrubbed"  # scrubbed | pending_skipped | in_flight | dead_closed
 
 
-def identifiers_in_row(row: Mapping[str, Any]) -> set[str]:
-    """Every person identifier an event row carries (normalised), to widen the search."""
+def identifiers_in_row(row: Mapping[str, Any]) -> tuple[set[str], set[int]]:
+    """The person identifiers (normalised) and Marketo lead ids an event row carries, to widen the search."""
     found: set[str] = set()
-    if row.get("lookup_value") and not str(row["lookup_value"]).startswith(HASH_PREFIX):
-        found.add(normalise_identifier(str(row["lookup_value"])))
+    lead_ids: set[int] = set()
+    value = row.get("lookup_value")
+    if value and not str(value).startswith(HASH_PREFIX):
+        found.add(normalise_identifier(str(value)))
+        if row.get("lookup_field") == "id" and lead_id_of(str(value)) is not None:
+            lead_ids.add(int(str(value).strip()))
     oid = consent_oid(row.get("consent"))
     if oid:
         found.add(normalise_identifier(oid))
     if row.get("lead_id") is not None:
-        found.add(str(row["lead_id"]))
-    return found
+        lead_ids.add(int(row["lead_id"]))
+    return found, lead_ids
 
 
 def row_matches(row: Mapping[str, Any], subject: Subject) -> bool:
@@ -261,6 +272,9 @@ def row_matches(row: Mapping[str, Any], subject: Subject) -> bool:
     if oid is not None and normalise_identifier(oid) in idents:
         return True
     if row.get("lead_id") is not None and int(row["lead_id"]) in subject.lead_ids:
+        return True
+    lead_id = lead_id_of(str(row.get("lookup_value") or "")) if row.get("lookup_field") == "id" else None
+    if lead_id is not None and lead_id in subject.lead_ids:
         return True
     if subject.didomi_user_id and row.get("didomi_event_id") == subject.didomi_user_id:
         return str(row.get("event_type") or "").startswith("user.")
@@ -279,11 +293,11 @@ def scrub_row(
     consent = _loads(row.get("consent"))
     if consent is not None:
         kept = {k: consent[k] for k in ("event_id", "event_type", "regulation", "consent_at") if k in consent}
-        v["consent"] = _dumps({"erased": erasure_id, "subject": digest, **kept})
+        v["consent"] = dumps_json({"erased": erasure_id, "subject": digest, **kept})
     for column in ("attributes", "sent"):
         document = _loads(row.get(column))
         if isinstance(document, Mapping):
-            v[column] = _dumps({str(k): ERASED for k in document})
+            v[column] = dumps_json({str(k): ERASED for k in document})
     if row.get("lookup_value") is not None:
         v["lookup_value"] = digest
     v["lead_key"] = None
@@ -316,7 +330,7 @@ def settled_values(row: Mapping[str, Any], salt: bytes) -> dict[str, Any]:
     for column in ("attributes", "sent"):
         document = _loads(row.get(column))
         if isinstance(document, Mapping):
-            v[column] = _dumps({str(k): ERASED for k in document})
+            v[column] = dumps_json({str(k): ERASED for k in document})
     reason = str(row.get("reason") or "")
     head = reason.split(":", 1)[0] if ":" in reason else reason
     if row.get("state") == "dead":
@@ -367,7 +381,7 @@ def _loads(value: Any) -> Any:
         return None
 
 
-def _dumps(value: Any) -> str:
+def dumps_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
@@ -422,6 +436,8 @@ def on_user_deleted(store: Store, integration: Integration, envelope: Any, body:
     if subject is None:
         event_id = erasures.record_request(integration.id, body, now, "user_deleted_without_identifier")
         return {"status": "ignored", "event_id": event_id, "reason": "user_deleted_without_identifier"}
+    if "leadID" in integration.user_identifiers:  # organization_user_id may be the Marketo lead id
+        subject = subject.widened((), (i for i in map(lead_id_of, subject.identifiers) if i is not None))
     (result,) = forget(
         store, _One(integration), subject, integration_ids=[integration.id], requested_by="webhook", now=now
     )

@@ -27,6 +27,7 @@ from typing import Any
 
 from connector import erasure
 from connector.erasure import ErasureRequest, ErasureResult, Subject
+from connector.errors import StoreUnavailable
 from connector.outbox import NewEvent, Store, lead_key
 from connector.sqlite_store import SqliteStore
 
@@ -124,7 +125,7 @@ class SqliteErasureStore:
             )
             counts = {"events": 0, "pending_skipped": 0, "in_flight": 0, "dead_closed": 0}
             keys = _lead_keys(rows, subject, request.instance)
-            lead_ids = {int(r["lead_id"]) for r in rows if r["lead_id"] is not None}
+            lead_ids = {int(r["lead_id"]) for r in rows if r["lead_id"] is not None} | subject.lead_ids
             leases = []
             for row in rows:
                 plan = erasure.scrub_row(row, subject, forms, salt, erasure_id, now)
@@ -205,21 +206,20 @@ class SqliteErasureStore:
     ) -> tuple[Subject, list[dict[str, Any]]]:
         """The subject's rows, widening the subject by the identifiers found (email -> lead id -> email)."""
         rows: dict[int, dict[str, Any]] = {}
-        searched: set[str] = set()
-        for _ in range(erasure._MAX_ROUNDS):
-            todo = sorted(subject.identifiers - searched) or ([""] if not searched else [])
+        searched: set[str | int] = set()
+        for _ in range(erasure.MAX_ROUNDS):
+            probes: set[str | int] = {*subject.identifiers, *subject.lead_ids}
+            todo = sorted(probes - searched, key=str) or ([""] if not searched else [])
             if not todo:
                 break
-            for identifier in todo:
-                searched.add(identifier)
-                for found in db.execute(_CANDIDATES, _candidate_params(integration_id, identifier, subject)):
+            for probe in todo:
+                searched.add(probe)
+                for found in db.execute(_CANDIDATES, _candidate_params(integration_id, probe, subject)):
                     row = dict(found)
                     if row["id"] not in rows and erasure.row_matches(row, subject):
                         rows[row["id"]] = row
-            widened = set(subject.identifiers)
             for row in rows.values():
-                widened |= erasure.identifiers_in_row(row)
-            subject = Subject(frozenset(widened), subject.didomi_user_id)
+                subject = subject.widened(*erasure.identifiers_in_row(row))
         return subject, list(rows.values())
 
     @staticmethod
@@ -240,8 +240,11 @@ class SqliteErasureStore:
     # -- follow-ups --------------------------------------------------------------------------
     def settle(self, event_ids: Sequence[int] | None, now: float) -> int:
         """Erase what deliveries wrote back for follow-up events whose delivery is recorded; return how many."""
-        if not self._followups(event_ids):
-            return 0
+        try:
+            if not self._followups(event_ids):
+                return 0
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database unavailable: {exc}") from exc
         settled = 0
         with self._secure_write() as db:
             salt = self._salt(db, now)
@@ -410,11 +413,13 @@ class SqliteErasureStore:
         return bytes.fromhex(db.execute("SELECT salt FROM erasure_salt WHERE id = 1").fetchone()[0])
 
 
-def _candidate_params(integration_id: str, identifier: str, subject: Subject) -> tuple[Any, ...]:
-    lead_id = int(identifier) if identifier.isdigit() and 0 < len(identifier) <= 18 else None
-    needle = "%" + _like(_ascii_run(identifier)) + "%"
-    value = identifier if identifier else None
-    return (integration_id, value, needle, needle if "@" in identifier else None, lead_id, subject.didomi_user_id)
+def _candidate_params(integration_id: str, probe: str | int, subject: Subject) -> tuple[Any, ...]:
+    """Parameters of ``_CANDIDATES`` for one identifier (text) or one Marketo lead id (int)."""
+    if isinstance(probe, int):
+        return (integration_id, str(probe), None, None, probe, None)
+    needle = "%" + _like(_ascii_run(probe)) + "%"
+    value = probe if probe else None
+    return (integration_id, value, needle, needle if "@" in probe else None, None, subject.didomi_user_id)
 
 
 def _ascii_run(text: str) -> str:
@@ -452,10 +457,8 @@ def _lead_keys(rows: Sequence[Mapping[str, Any]], subject: Subject, instance: st
     instances = {r["instance"] for r in rows if r["instance"]} | ({instance} if instance else set())
     keys = {r["lead_key"] for r in rows if r["lead_key"]}
     for inst in instances:
-        for identifier in subject.identifiers:
-            keys.add(lead_key(inst, "email", identifier))
-            if identifier.isdigit():
-                keys.add(lead_key(inst, "id", identifier))
+        keys.update(lead_key(inst, "email", identifier) for identifier in subject.identifiers)
+        keys.update(lead_key(inst, "id", lead_id) for lead_id in subject.lead_ids)
     for row in rows:
         if row["instance"] and row["lead_id"] is not None:
             keys.add(lead_key(row["instance"], "id", row["lead_id"]))
@@ -499,7 +502,7 @@ def _insert_clear(db: sqlite3.Connection, event: NewEvent, due: float) -> int:
                 event.lookup_field,
                 None if event.lookup_value is None else str(event.lookup_value),
                 event.lead_key,
-                erasure._dumps(event.attributes),
+                erasure.dumps_json(event.attributes),
                 event.consent_at,
                 due,
             ),

@@ -214,6 +214,41 @@ def test_user_deleted_without_any_identifier_is_acknowledged_and_ignored(client:
     assert answer["status"] == "ignored" and answer["reason"] == "user_deleted_without_identifier"
 
 
+def test_a_digit_identifier_in_an_email_integration_is_not_taken_for_a_lead_id(
+    client: FlaskClient, store: SqliteStore, worker: Worker
+) -> None:
+    john = post(client, consent(OTHER, "e-john"))["event_id"]
+    worker.drain()  # John's lead id is 77
+    digits = post(client, consent("77", "e-digits"))["event_id"]  # someone whose organization_user_id is "77"
+
+    answer = post(client, user_deleted("77"))
+
+    assert answer["events_erased"] == 1
+    record = store.get_event(john)
+    assert record is not None and record.fields["lookup_value"] == OTHER and record.fields["lead_id"] == 77
+    erased = store.get_event(digits)
+    assert erased is not None and erased.fields["reason"] == "erased"
+
+
+def test_user_deleted_must_authenticate_like_any_webhook(
+    client: FlaskClient, store: SqliteStore, registry: Registry
+) -> None:
+    webhook = {"header": {"name": "X-Webhook-Secret", "secret": "a-long-enough-shared-secret-value"}}
+    registry.put("acme", {**copy.deepcopy(CONFIG), "webhook": webhook}, "file")
+    headers = {"X-Webhook-Secret": "a-long-enough-shared-secret-value"}
+    queued = client.post(
+        "/webhooks/acme", data=json.dumps(consent(EMAIL, "e-1")), content_type="application/json", headers=headers
+    )
+    assert queued.status_code == 202
+
+    refused = client.post("/webhooks/acme", data=json.dumps(user_deleted()), content_type="application/json")
+
+    assert refused.status_code == 401
+    record = store.get_event(queued.json["event_id"])  # type: ignore[index]
+    assert record is not None and record.state == "pending" and record.fields["lookup_value"] == EMAIL
+    assert for_store(store).erasures() == []  # type: ignore[union-attr]
+
+
 def test_dead_letters_are_closed_so_a_replay_cannot_send_them(
     client: FlaskClient, store: SqliteStore, worker: Worker, marketo: FakeMarketo, clock: Clock
 ) -> None:
@@ -341,6 +376,9 @@ def test_forget_command_erases_by_email_and_by_lead_id(
     by_id = runner.invoke(main, ["forget", "77", "--db", db])  # John's Marketo lead id, every integration
     assert by_id.exit_code == 0, by_id.output
     assert "integration acme: erasure 2" in by_id.output and "1 event(s) erased" in by_id.output
+    listed = runner.invoke(main, ["erasures", "--db", db])
+    assert listed.exit_code == 0 and "erasure 2  integration acme  by cli  forget  1 event(s)" in listed.stdout
+    assert EMAIL.lower() not in listed.stdout.lower() and OTHER not in listed.stdout
     unknown = runner.invoke(main, ["forget", EMAIL, "--integration", "nope", "--db", db])
     assert unknown.exit_code == 1 and "unknown integration 'nope'" in unknown.output
     store.close()
