@@ -2,11 +2,9 @@
 
 Each erasure is one ``SqliteStore._write()`` transaction of plain SQL (``LOWER``, ``LIKE ... ESCAPE``,
 ``INSERT ... RETURNING``, no JSON functions), so it ports to PostgreSQL; rows are pre-selected in
-SQL and confirmed in Python (``erasure.row_matches``). The erasure transaction runs with
-``PRAGMA secure_delete=ON`` (freed cells and pages are zeroed) and is followed by
-``PRAGMA wal_checkpoint(TRUNCATE)``, so the old page images in the WAL are gone too. Copies of the
-identifier that earlier, ordinary writes left in free space (a row rewritten by the worker leaves its
-old cell behind) are found by scanning the file and removed with ``VACUUM`` (see ``purge_residue``).
+SQL and confirmed in Python (``erasure_rules.row_matches``). The transactions run with
+``secure_delete`` on and are followed by a WAL checkpoint (``connector.erasure_disk``). The new
+tables' DDL is ``ERASURE_SCHEMA``.
 """
 
 from __future__ import annotations
@@ -14,18 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import mmap
-import re
 import secrets
 import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any
 
-from connector import erasure
+from connector import erasure_disk
+from connector import erasure_rules as rules
 from connector.erasure import ErasureRequest, ErasureResult, Subject
 from connector.errors import StoreUnavailable
 from connector.outbox import NewEvent, Store, lead_key
@@ -83,7 +79,6 @@ _SCRUBBED_COLUMNS = frozenset(
     | {"reason", "last_error", "state", "finished_at", "next_attempt_at"}
 )
 _CHUNK = 500
-_MIN_SCAN = 5  # shorter spellings (and digits) are not distinctive enough to look for in the file
 _stores: weakref.WeakKeyDictionary[SqliteStore, SqliteErasureStore] = weakref.WeakKeyDictionary()
 _stores_lock = threading.Lock()
 
@@ -114,8 +109,10 @@ class SqliteErasureStore:
         with self._secure_write() as db:
             salt = self._salt(db, now)
             subject, rows = self._find(db, request.integration_id, request.subject)
-            forms = erasure.forms_of(_raw_identifiers(rows, subject))
-            digest = erasure.subject_hash(salt, min(request.subject.identifiers, default="") or _uid(subject))
+            forms = rules.forms_of(rules.raw_identifiers(rows, subject))
+            digest = rules.subject_hash(
+                salt, min(request.subject.identifiers, default="") or (subject.didomi_user_id or "")
+            )
             erasure_id = int(
                 db.execute(
                     "INSERT INTO erasures (at, integration_id, subject_hash, requested_by, mode) "
@@ -124,11 +121,11 @@ class SqliteErasureStore:
                 ).fetchone()[0]
             )
             counts = {"events": 0, "pending_skipped": 0, "in_flight": 0, "dead_closed": 0}
-            keys = _lead_keys(rows, subject, request.instance)
+            keys = rules.lead_keys(rows, subject, request.instance)
             lead_ids = {int(r["lead_id"]) for r in rows if r["lead_id"] is not None} | subject.lead_ids
             leases = []
             for row in rows:
-                plan = erasure.scrub_row(row, subject, forms, salt, erasure_id, now)
+                plan = rules.scrub_row(row, subject, forms, salt, erasure_id, now)
                 _update(db, row["id"], plan.values)
                 counts["events"] += 1
                 if plan.kind in counts:
@@ -148,7 +145,7 @@ class SqliteErasureStore:
             watermarks, aliases = _delete_lead_state(db, keys, ids)
             clear_id, clear = None, "not_configured"
             if request.clear is not None:
-                event = erasure.clear_event(request.clear, request.integration_id, erasure_id, subject, lead_ids, now)
+                event = rules.clear_event(request.clear, request.integration_id, erasure_id, subject, lead_ids, now)
                 clear = "no_lead" if event is None else "queued"
                 if event is not None:
                     clear_id = _insert_clear(db, event, max([now, *leases]))
@@ -207,7 +204,7 @@ class SqliteErasureStore:
         """The subject's rows, widening the subject by the identifiers found (email -> lead id -> email)."""
         rows: dict[int, dict[str, Any]] = {}
         searched: set[str | int] = set()
-        for _ in range(erasure.MAX_ROUNDS):
+        for _ in range(rules.MAX_ROUNDS):
             probes: set[str | int] = {*subject.identifiers, *subject.lead_ids}
             todo = sorted(probes - searched, key=str) or ([""] if not searched else [])
             if not todo:
@@ -216,10 +213,10 @@ class SqliteErasureStore:
                 searched.add(probe)
                 for found in db.execute(_CANDIDATES, _candidate_params(integration_id, probe, subject)):
                     row = dict(found)
-                    if row["id"] not in rows and erasure.row_matches(row, subject):
+                    if row["id"] not in rows and rules.row_matches(row, subject):
                         rows[row["id"]] = row
             for row in rows.values():
-                subject = subject.widened(*erasure.identifiers_in_row(row))
+                subject = subject.widened(*rules.identifiers_in_row(row))
         return subject, list(rows.values())
 
     @staticmethod
@@ -231,7 +228,7 @@ class SqliteErasureStore:
                 tuple(chunk),
             ).fetchall()
             for event_id, message in found:
-                clean = erasure.redact(message, forms)
+                clean = rules.redact(message, forms)
                 if clean != message:
                     db.execute(
                         "UPDATE attempts SET message = ? WHERE event_id = ? AND message = ?", (clean, event_id, message)
@@ -266,7 +263,7 @@ class SqliteErasureStore:
                     keys.add(lead_key(row["instance"], row["lookup_field"], row["lookup_value"]))
                 if row["instance"] and row["lead_id"] is not None:
                     keys.add(lead_key(row["instance"], "id", row["lead_id"]))
-                _update(db, row["id"], erasure.settled_values(row, salt))
+                _update(db, row["id"], rules.settled_values(row, salt))
                 _delete_lead_state(db, keys, [row["id"]])
                 db.execute(
                     "UPDATE attempts SET message = NULL WHERE event_id = ? AND at >= ? AND outcome <> 'erased'",
@@ -331,78 +328,14 @@ class SqliteErasureStore:
         )
         return [r[0] for r in rows]
 
-    # -- bytes on disk -----------------------------------------------------------------------
     def purge_residue(self, forms: Iterable[str]) -> str:
-        """Make sure no spelling in *forms* lingers in the database files; return what was done.
+        return erasure_disk.purge_residue(self.store, forms)
 
-        ``none``: not in the files. ``kept``: still in a live row (another integration's events).
-        ``vacuumed``: left in free space by earlier writes, removed by ``VACUUM``. ``found``: still
-        there after ``VACUUM`` (logged as an error).
-        """
-        needles = [f for f in forms if len(f) >= _MIN_SCAN and not f.isdigit()]
-        if self.store.path == ":memory:" or not needles:
-            return "none"
-        self._checkpoint()
-        if not self._in_files(needles):
-            return "none"
-        if self._referenced(needles):
-            return "kept"
-        try:
-            with self.store._write_lock:  # this process's writers wait; others wait on SQLite's busy timeout
-                self.store._connect().execute("VACUUM")
-        except sqlite3.Error as exc:
-            log.error("VACUUM after an erasure failed (%s); erased bytes may linger in free pages", exc)
-            return "found"
-        self._checkpoint()
-        if self._in_files(needles):
-            log.error("erased identifier still found in the database files after VACUUM")
-            return "found"
-        return "vacuumed"
-
-    def _in_files(self, needles: Sequence[str]) -> bool:
-        pattern = re.compile(b"|".join(re.escape(n.encode("utf-8", "surrogatepass")) for n in needles), re.IGNORECASE)
-        for suffix in ("", "-wal", "-shm"):
-            path = Path(self.store.path + suffix)
-            if not path.exists() or path.stat().st_size == 0:
-                continue
-            with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                if pattern.search(data):
-                    return True
-        return False
-
-    def _referenced(self, needles: Sequence[str]) -> bool:
-        db = self.store._connect()
-        for needle in needles:
-            like = "%" + _like(needle.lower()) + "%"
-            found = db.execute(
-                "SELECT 1 FROM events WHERE LOWER(lookup_value) LIKE ? ESCAPE '!' OR LOWER(consent) LIKE ? ESCAPE '!' "
-                "OR LOWER(sent) LIKE ? ESCAPE '!' OR LOWER(attributes) LIKE ? ESCAPE '!' LIMIT 1",
-                (like, like, like, like),
-            ).fetchone()
-            if found is not None:
-                return True
-        return False
-
-    # -- plumbing ----------------------------------------------------------------------------
-    @contextmanager
-    def _secure_write(self) -> Iterator[sqlite3.Connection]:
-        """``SqliteStore._write()`` with ``secure_delete`` on: freed cells and pages are overwritten with zeros."""
-        db = self.store._connect()
-        before = db.execute("PRAGMA secure_delete").fetchone()[0]
-        db.execute("PRAGMA secure_delete=ON")
-        try:
-            with self.store._write() as tx:
-                yield tx
-        finally:
-            db.execute(f"PRAGMA secure_delete={int(before)}")
+    def _secure_write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return erasure_disk.secure_write(self.store)
 
     def _checkpoint(self) -> None:
-        """Copy the WAL into the database and truncate it, so old page images leave the -wal file."""
-        if self.store.path == ":memory:":
-            return
-        busy = self.store._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        if busy:
-            log.warning("WAL checkpoint after an erasure was blocked by a reader; it completes at the next one")
+        erasure_disk.checkpoint(self.store)
 
     @staticmethod
     def _salt(db: sqlite3.Connection, now: float) -> bytes:
@@ -417,52 +350,9 @@ def _candidate_params(integration_id: str, probe: str | int, subject: Subject) -
     """Parameters of ``_CANDIDATES`` for one identifier (text) or one Marketo lead id (int)."""
     if isinstance(probe, int):
         return (integration_id, str(probe), None, None, probe, None)
-    needle = "%" + _like(_ascii_run(probe)) + "%"
+    needle = "%" + rules.like_pattern(rules.ascii_run(probe)) + "%"
     value = probe if probe else None
     return (integration_id, value, needle, needle if "@" in probe else None, None, subject.didomi_user_id)
-
-
-def _ascii_run(text: str) -> str:
-    """The longest run of *text* stored as is in JSON text (printable ASCII but ``"`` and ``\\``).
-
-    ``LOWER`` folds ASCII only, and JSON text escapes other characters, so the run is what a
-    case-insensitive ``LIKE`` can find; Python confirms the match.
-    """
-    runs = re.findall(r"[ !#-\[\]-~]+", text.lower())
-    return max(runs, key=len, default="")
-
-
-def _like(text: str) -> str:
-    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-
-
-def _uid(subject: Subject) -> str:
-    return subject.didomi_user_id or ""
-
-
-def _raw_identifiers(rows: Sequence[Mapping[str, Any]], subject: Subject) -> list[str]:
-    raw = set(subject.identifiers)
-    if subject.didomi_user_id:
-        raw.add(subject.didomi_user_id)
-    for row in rows:
-        if row["lookup_value"] is not None and not str(row["lookup_value"]).isdigit():
-            raw.add(str(row["lookup_value"]))
-        oid = erasure.consent_oid(row["consent"])
-        if oid and not oid.isdigit():
-            raw.add(oid)
-    return sorted(raw)
-
-
-def _lead_keys(rows: Sequence[Mapping[str, Any]], subject: Subject, instance: str | None) -> set[str]:
-    instances = {r["instance"] for r in rows if r["instance"]} | ({instance} if instance else set())
-    keys = {r["lead_key"] for r in rows if r["lead_key"]}
-    for inst in instances:
-        keys.update(lead_key(inst, "email", identifier) for identifier in subject.identifiers)
-        keys.update(lead_key(inst, "id", lead_id) for lead_id in subject.lead_ids)
-    for row in rows:
-        if row["instance"] and row["lead_id"] is not None:
-            keys.add(lead_key(row["instance"], "id", row["lead_id"]))
-    return keys
 
 
 def _delete_lead_state(db: sqlite3.Connection, keys: Iterable[str], event_ids: Sequence[int]) -> tuple[int, int]:
@@ -502,7 +392,7 @@ def _insert_clear(db: sqlite3.Connection, event: NewEvent, due: float) -> int:
                 event.lookup_field,
                 None if event.lookup_value is None else str(event.lookup_value),
                 event.lead_key,
-                erasure.dumps_json(event.attributes),
+                rules.dumps_json(event.attributes),
                 event.consent_at,
                 due,
             ),
