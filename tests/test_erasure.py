@@ -209,6 +209,23 @@ def _topic_and_key() -> dict[str, str]:
     return {"newsletterTopics": "[erased]", "didomiUserKey": "[erased]"}
 
 
+def test_a_non_ascii_email_is_found_and_erased_in_every_spelling(
+    client: FlaskClient, store: SqliteStore, worker: Worker, tmp_path: Path
+) -> None:
+    email = "Zoë.Ünal@Exämple.com"
+    event_id = post(client, consent(email, "e-zoe"))["event_id"]
+    worker.drain()
+    assert files_contain(tmp_path / "connector.db", email)
+
+    answer = post(client, user_deleted(email.lower()))
+
+    assert answer["events_erased"] == 1
+    record = store.get_event(event_id)
+    assert record is not None and record.fields["lookup_value"] == answer["subject"]
+    store.close()
+    assert files_contain(tmp_path / "connector.db", email) == []
+
+
 def test_user_deleted_without_any_identifier_is_acknowledged_and_ignored(client: FlaskClient) -> None:
     answer = post(client, {"type": "user.deleted", "parameters": {"entity": {}}})
     assert answer["status"] == "ignored" and answer["reason"] == "user_deleted_without_identifier"

@@ -82,6 +82,7 @@ def test_user_deleted_forgets_clears_marketo_and_leaves_no_trace_in_the_files(pr
     assert {lead["id"] for lead in sandbox_get(sandbox.url, "leads")} == {1, 2}  # the lead is not deleted
     wait_until(lambda: outbox.event(answer["clear_event_id"]).fields["lead_id"] is None, 30, what="settled")
 
+    assert in_files(db_path, "john.smith@example.com") != []  # sanity: the scan sees what is stored
     forgot = procs.cli("forget", "john.smith@example.com", "--json", db=True, check=True)
     (by_hand,) = json.loads(forgot.stdout)["erasures"]
     assert by_hand["requested_by"] == "cli" and by_hand["events_erased"] == 1
