@@ -180,7 +180,7 @@ class SqliteStore:
             db.execute("PRAGMA busy_timeout=30000")
             db.execute("PRAGMA foreign_keys=ON")
             if not db.execute("PRAGMA secure_delete").fetchone()[0]:  # builds without SQLITE_SECURE_DELETE:
-                db.execute("PRAGMA secure_delete=FAST")  # zero freed cells (no extra I/O), see connector.erasure_sqlite
+                db.execute("PRAGMA secure_delete=FAST")  # zero freed cells (no extra I/O), see connector.erasure_disk
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
