@@ -323,3 +323,10 @@ def parse_since(text: str, now: float) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+from connector.cli_forget import erasures as _erasures  # noqa: E402
+from connector.cli_forget import forget as _forget  # noqa: E402
+
+main.add_command(_forget)
+main.add_command(_erasures)

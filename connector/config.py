@@ -364,6 +364,7 @@ def parse(raw: Any, integration_id: str) -> Integration:
         partition=props.get("partition"),
         regulations=frozenset(props.get("regulations", DEFAULT_REGULATIONS)),
         webhook=_webhook(raw["webhook"]) if "webhook" in raw else None,
+        on_user_deleted=raw.get("on_user_deleted", "forget"),
     )
 
 
@@ -399,6 +400,8 @@ def to_document(integration: Integration) -> dict[str, Any]:
         "mappings": [{"id": m.field, "value": m.source} for m in integration.mappings],
         "upsert_mode": integration.upsert_mode,
     }
+    if integration.on_user_deleted != "forget":
+        document["on_user_deleted"] = integration.on_user_deleted
     hook = integration.webhook
     if hook is not None:
         webhook: dict[str, Any] = {}

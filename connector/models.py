@@ -9,6 +9,7 @@ from typing import Any, Literal
 Identifier = Literal["email", "leadID"]
 Action = Literal["updateOnly", "createOrUpdate"]
 LookupField = Literal["email", "id"]
+OnUserDeleted = Literal["forget", "forget_and_clear"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Integration:
     partition: str | None = None
     regulations: frozenset[str] = frozenset({"gdpr"})
     webhook: WebhookAuth | None = None
+    on_user_deleted: OnUserDeleted = "forget"  # what a user.deleted webhook does (connector.erasure)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from connector import erasure
 from connector.batching import BatchKey, Record, batch_key, coalesce, split
 from connector.errors import (
     BatchTooLarge,
@@ -204,6 +205,7 @@ class Worker:
                 groups.setdefault(batch_key(event), []).append(event)
             for key, group in groups.items():
                 self.deliver(key, group)
+                erasure.settle(self.store, [e.id for e in group], self.clock())
             handled += len(events)
         return handled
 
@@ -229,6 +231,7 @@ class Worker:
         except Exception:  # a bug must not lose events: put them back for a later attempt
             log.exception("unexpected error delivering %d event(s); rescheduling", len(events))
             self._retry(events, RetryableError("internal error", code="internal"), self.clock())
+        erasure.settle(self.store, [e.id for e in events], self.clock())  # events of a person erased meanwhile
 
     def deliver(self, key: BatchKey, events: list[OutboxEvent]) -> None:
         """Coalesce, drop stale values, send in calls of at most ``batch_size`` records, record outcomes."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector import events, webhook_auth
+from connector import erasure, events, webhook_auth
 from connector.errors import AuthenticationError, NotFoundError, PayloadError
 from connector.intake import new_event
 from connector.models import Integration
@@ -44,6 +44,11 @@ def receive(integration_id: str) -> tuple[Response, int]:
     )
     require_json()
     envelope = parse_json(body)
+    if erasure.is_user_deleted(envelope):  # forget the person (connector.erasure); answer what was done
+        erased = erasure.on_user_deleted(rt.store, integration, envelope, body, rt.clock())
+        if erased.get("clear_event_id") is not None:
+            rt.on_enqueue()
+        return jsonify(erased), 202
     added = accept(integration, envelope, body)
     answer: dict[str, Any] = {"status": "duplicate" if not added.created else _status(added.state)}
     answer["event_id"] = added.event_id
