@@ -41,7 +41,8 @@ def send_payload(
     remember_secrets(integration)
     body = _read_payload(payload_file)
     envelope = events.parse_json(body)
-    result = events.normalise(envelope, integration.regulations)
+    received_at = time.time()
+    result = events.normalise(envelope, integration.regulations, received_at=received_at)
     if isinstance(result, Ignored):
         return 0, f"ignored: {result.reason} (nothing would be sent to Marketo)"
     update = mapping.map_consent(result, integration)
@@ -57,7 +58,7 @@ def send_payload(
         service = build(settings.with_database(url))
         try:
             service.registry.put(integration.id, config.read_json_file(config_file), "file")
-            added = service.store.add_event(new_event(integration, envelope, body, result, time.time()))
+            added = service.store.add_event(new_event(integration, envelope, body, result, received_at))
             if not added.created:
                 raise PayloadError(f"this payload was already received as event {added.event_id}", code="duplicate")
             service.worker().drain()

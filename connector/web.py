@@ -168,8 +168,9 @@ def receive(integration_id: str) -> tuple[Response, int]:
     )
     _require_json()
     envelope = _parse_json(body)
-    result = events.normalise(envelope, integration.regulations)
-    new = new_event(integration, envelope, body, result, rt.clock())
+    received_at = rt.clock()
+    result = events.normalise(envelope, integration.regulations, received_at=received_at)
+    new = new_event(integration, envelope, body, result, received_at)
     added = rt.store.add_event(new)
     answer: dict[str, Any] = {"status": "duplicate" if not added.created else _status(added.state)}
     answer["event_id"] = added.event_id
