@@ -44,12 +44,13 @@ from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from connector import data
 from connector.errors import ConfigError, Problem
 from connector.jsontext import clip, json_type, reject_constant
 from connector.mapping import is_known_property
 from connector.models import FieldMapping, Identifier, Integration, WebhookAuth
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "integration.schema.json"
+SCHEMA_PATH = data.SCHEMA  # package data: found from a wheel too (schemas/ holds the documented copy)
 MASK = "********"
 DEFAULT_REGULATIONS = frozenset({"gdpr"})
 
