@@ -25,6 +25,8 @@ __all__ = [
     "check_against_instance",
     "compatibility_problem",
     "convert",
+    "convert_attributes",
+    "describe_fields",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,39 @@ def convert(value: Any, data_type: str, *, length: int | None = None) -> Any:
     if kind == "datetime":
         return _to_datetime(value)
     raise ValueError(f"Marketo fields of type '{data_type}' cannot be written by the connector")
+
+
+def convert_attributes(attributes: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> dict[str, Any]:
+    """Return *attributes* as delivery writes them: each field the catalogue knows converted by its type.
+
+    Fields the catalogue does not list are sent as they are (Marketo then answers for them).
+
+    Raises:
+        ValueError: a value cannot be written to its field (the event becomes a dead letter).
+    """
+    return {
+        name: (convert(value, fields[name].data_type) if name in fields else value)
+        for name, value in attributes.items()
+    }
+
+
+def describe_fields(result: Sequence[Mapping[str, Any]]) -> list[FieldInfo]:
+    """Return the lead fields in a Describe Lead answer's ``result`` list that the REST API can see."""
+    fields: list[FieldInfo] = []
+    for item in result:
+        rest = item.get("rest")
+        if not isinstance(rest, Mapping) or not rest.get("name"):
+            continue  # not usable through REST
+        length = item.get("length")
+        fields.append(
+            FieldInfo(
+                name=str(rest["name"]),
+                data_type=str(item.get("dataType", "")),
+                read_only=bool(rest.get("readOnly", False)),
+                length=length if isinstance(length, int) and not isinstance(length, bool) else None,
+            )
+        )
+    return fields
 
 
 def _to_string(value: Any, data_type: str) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from connector import config, events, mapping
 from connector.audit import event_document
 from connector.errors import ConfigError, PayloadError, Problem
+from connector.fields import FieldInfo, convert_attributes, describe_fields
 from connector.intake import new_event
 from connector.marketo import MarketoClient
 from connector.models import Ignored, Skipped
@@ -25,10 +27,37 @@ def _read_payload(path: str) -> bytes:
         raise ConfigError([Problem(path, f"cannot read file: {exc.strerror or exc}")]) from None
 
 
+def read_describe_file(path: str) -> dict[str, FieldInfo]:
+    """Return the lead fields in *path*: a Describe Lead answer as Marketo returns it (or its ``result`` list).
+
+    Raises:
+        ConfigError: unreadable file, not JSON, or no list of field descriptions in it.
+    """
+    try:
+        document = config.read_json_file(path)
+    except ConfigError as exc:
+        raise ConfigError([Problem(f"{path}: {p.path or '/'}", p.message) for p in exc.problems]) from None
+    result = document.get("result") if isinstance(document, dict) else document
+    if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
+        where = "/result" if isinstance(document, dict) else "/"
+        message = "must be the describe answer of GET /rest/v1/leads/describe.json: a list of field objects"
+        raise ConfigError([Problem(f"{path}: {where}", message)])
+    return {f.name: f for f in describe_fields(result)}
+
+
 def send_payload(
-    settings: Settings, config_file: str, payload_file: str, *, dry_run: bool, db: str | None
+    settings: Settings,
+    config_file: str,
+    payload_file: str,
+    *,
+    dry_run: bool,
+    db: str | None,
+    describe: Mapping[str, FieldInfo] | None = None,
 ) -> tuple[int, str]:
     """Return (exit code, text to print).
+
+    With *dry_run* and *describe* (the instance's fields by name), the printed values are converted
+    as delivery converts them; without *describe* they are shown as mapped, before conversion.
 
     Raises:
         ConfigError: invalid config or unreadable payload file.
@@ -50,7 +79,13 @@ def send_payload(
         return 0, f"skipped: {update.reason} (nothing would be sent to Marketo)"
     if dry_run:
         client = MarketoClient(integration.instance, integration.client_id, integration.client_secret)
-        lead = {update.lookup_field: update.lookup_value, **update.attributes}
+        attributes = dict(update.attributes)
+        if describe is not None:
+            try:
+                attributes = convert_attributes(attributes, describe)
+            except ValueError as exc:
+                return 1, f"would be a dead letter: cannot convert value: {exc} (nothing would be sent to Marketo)"
+        lead = {update.lookup_field: update.lookup_value, **attributes}
         request = client.build_sync_request(update.action, update.lookup_field, [lead], update.partition)
         return 0, json.dumps([request], indent=2)
     with tempfile.TemporaryDirectory(prefix="connector-send-") as tmp:
