@@ -127,19 +127,22 @@ def worker(db: str | None) -> None:
     "describe_file",
     default=None,
     metavar="FILE",
-    help="With --dry-run: the instance's Describe Lead answer (JSON, as Marketo returns it); values are then "
-    "converted to the field types as at delivery.",
+    help="With --dry-run: the instance's Describe Lead answer (JSON, as Marketo returns it). Values are then "
+    "converted to the field types as at delivery; without it, the describe the worker cached in --db is used.",
 )
 @db_option
 def send(config_file: str, payload: str, dry_run: bool, describe_file: str | None, db: str | None) -> None:
     """Run one sample consent PAYLOAD through the pipeline (for QA)."""
-    from connector.qa import read_describe_file, send_payload
+    from connector.qa import cached_describe, read_describe_file, send_payload
 
     settings = load_settings(db)
     try:
         if describe_file is not None and not dry_run:
             fail("--describe goes with --dry-run (a real send converts with the instance's own describe)")
         describe = read_describe_file(describe_file) if describe_file is not None else None
+        note = ""
+        if dry_run and describe is None:
+            describe, note = cached_describe(settings, config_file)
         code, output = send_payload(settings, config_file, payload, dry_run=dry_run, db=db, describe=describe)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -148,8 +151,8 @@ def send(config_file: str, payload: str, dry_run: bool, describe_file: str | Non
     except ConnectorError as exc:
         fail(str(exc))
     click.echo(logs.mask(output))
-    if dry_run and describe is None and output.startswith("["):
-        click.echo("note: no --describe FILE: values are shown as mapped, before field-type conversion", err=True)
+    if note and output.startswith("["):
+        click.echo(note, err=True)
     sys.exit(code)
 
 

@@ -6,13 +6,14 @@ describe result for a day (Marketo's advice), because describe calls count again
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
     "convert",
     "convert_attributes",
     "describe_fields",
+    "fields_from_json",
+    "fields_to_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +142,16 @@ def describe_fields(result: Sequence[Mapping[str, Any]]) -> list[FieldInfo]:
             )
         )
     return fields
+
+
+def fields_to_json(fields: Sequence[FieldInfo]) -> str:
+    """*fields* as JSON text, for the store; :func:`fields_from_json` reads it back."""
+    return json.dumps([asdict(f) for f in fields], separators=(",", ":"))
+
+
+def fields_from_json(text: str) -> list[FieldInfo]:
+    """The fields :func:`fields_to_json` wrote."""
+    return [FieldInfo(**item) for item in json.loads(text)]
 
 
 def _to_string(value: Any, data_type: str) -> str:
@@ -290,7 +303,9 @@ class FieldCache:
         *,
         retry_interval: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        on_fetch: Callable[[str, list[FieldInfo]], None] | None = None,
     ) -> None:
+        self._on_fetch = on_fetch  # e.g. keep the describe in the store for `connector send --dry-run`
         self._ttl = ttl
         self._retry_interval = min(retry_interval, ttl)
         self._clock = clock
@@ -328,6 +343,11 @@ class FieldCache:
                 return dict(entry.fields)
             entry = _Entry({f.name: f for f in fetched}, now + self._ttl)
             self._entries[instance] = entry
+            if self._on_fetch is not None:
+                try:
+                    self._on_fetch(instance, fetched)
+                except Exception as exc:  # keeping a copy is a convenience; delivery goes on without it
+                    log.warning("could not keep the field catalogue of %s (%s)", instance, type(exc).__name__)
             return dict(entry.fields)
 
     def invalidate(self, instance: str) -> None:

@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from connector import config, events, mapping
-from connector.audit import event_document
+from connector.audit import event_document, iso
 from connector.errors import ConfigError, PayloadError, Problem
-from connector.fields import FieldInfo, convert_attributes, describe_fields
+from connector.fields import FieldInfo, convert_attributes, describe_fields, fields_from_json
 from connector.intake import new_event
 from connector.marketo import MarketoClient
 from connector.models import Ignored, Skipped
-from connector.outbox import STATES
+from connector.outbox import STATES, open_store
 from connector.service import build, remember_secrets
 from connector.settings import Settings
 
@@ -43,6 +43,35 @@ def read_describe_file(path: str) -> dict[str, FieldInfo]:
         message = "must be the describe answer of GET /rest/v1/leads/describe.json: a list of field objects"
         raise ConfigError([Problem(f"{path}: {where}", message)])
     return {f.name: f for f in describe_fields(result)}
+
+
+def cached_describe(settings: Settings, config_file: str) -> tuple[dict[str, FieldInfo] | None, str]:
+    """The fields the database kept from the config's instance (the worker's last describe), and a note saying so.
+
+    Returns (None, why not) when there is none: no such database (none is created), nothing cached yet,
+    or a config that does not load (``send_payload`` then reports it).
+    """
+    try:
+        integration = config.load_file(config_file)
+    except ConfigError:
+        return None, ""
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None, "note: no --describe FILE and no database: values are shown as mapped, before conversion"
+    store = open_store(url)
+    try:
+        cached = store.cached_fields(integration.instance)
+    finally:
+        store.close()
+    if cached is None:
+        return None, (
+            f"note: no --describe FILE and no describe of {integration.instance} cached in the database yet: "
+            "values are shown as mapped, before conversion"
+        )
+    text, fetched_at = cached
+    return {f.name: f for f in fields_from_json(text)}, (
+        f"note: converted with the describe of {integration.instance} cached in the database at {iso(fetched_at)}"
+    )
 
 
 def send_payload(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from connector.fields import FieldInfo, convert_attributes, describe_fields
 from tests.processes import PAYLOADS, ROOT, SAMPLES, clean_env
@@ -98,3 +99,73 @@ def test_sample_describe_matches_the_sandbox_catalogue() -> None:
 def test_convert_attributes_is_the_delivery_rule() -> None:
     fields = {"t": FieldInfo("t", "string"), "b": FieldInfo("b", "boolean")}
     assert convert_attributes({"t": True, "b": "false", "other": 1}, fields) == {"t": "true", "b": False, "other": 1}
+
+
+# -- the describe the worker cached in the store ---------------------------------------------------------
+
+
+def test_field_cache_keeps_each_fetched_describe_in_the_store(tmp_path: Path) -> None:
+    from connector.fields import FieldCache, fields_from_json, fields_to_json
+    from connector.sqlite_store import SqliteStore
+
+    fields = describe_fields(json.loads(DESCRIBE.read_text(encoding="utf-8"))["result"])
+    store = SqliteStore(tmp_path / "db.sqlite")
+    try:
+        assert store.cached_fields("https://x.mktorest.com") is None
+        cache = FieldCache(on_fetch=lambda instance, found: store.save_fields(instance, fields_to_json(found), 42.0))
+        cache.get("https://x.mktorest.com", lambda: fields)
+        cached = store.cached_fields("https://x.mktorest.com")
+    finally:
+        store.close()
+    assert cached is not None and cached[1] == 42.0
+    assert fields_from_json(cached[0]) == fields
+
+
+def test_dry_run_without_describe_uses_the_one_cached_in_the_database(tmp_path: Path) -> None:
+    from connector.fields import fields_to_json
+    from connector.sqlite_store import SqliteStore
+
+    fields = describe_fields(json.loads(DESCRIBE.read_text(encoding="utf-8"))["result"])
+    store = SqliteStore(tmp_path / "cached.db")
+    store.save_fields("http://127.0.0.1:8081", fields_to_json(fields), 1_764_000_000.0)  # email.json's instance
+    store.close()
+    args = ("send", "--config", str(SAMPLES / "email.json"), str(PAYLOADS / "opt-out.json"), "--dry-run")
+    result = run(*args, "--db", f"sqlite:///{tmp_path / 'cached.db'}")
+    assert result.returncode == 0, result.stderr
+    assert body(result.stdout)["input"][0]["consentNewsletterText"] == "false"
+    assert "cached in the database at 2025-11-24T16:00:00.000Z" in result.stderr
+
+    missing = tmp_path / "none.db"
+    result = run(*args, "--db", f"sqlite:///{missing}")
+    assert result.returncode == 0, result.stderr
+    assert body(result.stdout)["input"][0]["consentNewsletterText"] is False
+    assert "no database" in result.stderr
+    assert not missing.exists()  # a dry run creates no database
+
+
+@pytest.mark.slow
+def test_worker_caches_the_instance_describe_for_later_dry_runs(tmp_path: Path) -> None:
+    from tests.e2e_helpers import Outbox
+    from tests.processes import Processes, sandbox_post
+
+    with Processes(tmp_path / "procs", env={"CONNECTOR_LINGER_MS": "20"}) as procs:
+        sandbox = procs.sandbox()
+        sandbox_post(sandbox.url, "leads", [{"id": 1, "email": "jane.doe@example.com"}])
+        doc = json.loads((SAMPLES / "email.json").read_text(encoding="utf-8"))
+        doc["authentication"]["instance"] = sandbox.url
+        config_path = procs.write_config("email", doc)
+        server = procs.serve(configs=[config_path])
+        answer = requests.post(
+            f"{server.url}/webhooks/email",
+            data=(PAYLOADS / "opt-in.json").read_bytes(),
+            timeout=10,
+            headers={"Content-Type": "application/json"},
+        ).json()
+        (record,) = Outbox(procs.db_url).wait_finished([answer["event_id"]], 20)
+        assert record.state == "delivered", record.fields
+        result = run(
+            "send", "--config", str(config_path), str(PAYLOADS / "opt-out.json"), "--dry-run", "--db", procs.db_url
+        )
+    assert result.returncode == 0, result.stderr
+    assert body(result.stdout)["input"][0]["consentNewsletterText"] == "false"
+    assert f"describe of {sandbox.url} cached in the database" in result.stderr
