@@ -21,6 +21,7 @@ from connector.errors import Problem
 from connector.jsontext import json_type, quote
 
 SCHEMA_PATH = data.SCHEMA  # package data: found from a wheel too (schemas/ holds the documented copy)
+
 _JSON_TYPES = {
     "object": "an object",
     "array": "an array",
