@@ -28,7 +28,7 @@ def real_events(integration: Integration, count: int, leads: int, seed: int = 1)
     for seq in range(count):
         raw = payloads.body(seq, rng.randrange(leads), rng)
         envelope = events.parse_json(raw)
-        result = events.normalise(envelope, integration.regulations)
+        result = events.normalise(envelope, integration.regulations, received_at=now)
         yield new_event(integration, envelope, raw, result, now)
 
 

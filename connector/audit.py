@@ -27,6 +27,7 @@ def event_document(record: EventRecord) -> dict[str, Any]:
         "event_type": f.get("event_type"),
         "didomi_event_id": f.get("didomi_event_id"),
         "consent": f.get("consent"),
+        "consent_time_source": consent_time_source(f.get("consent")),
         "lookup": lookup,
         "action": f.get("action"),
         "partition": f.get("partition_name"),
@@ -53,6 +54,13 @@ def event_document(record: EventRecord) -> dict[str, Any]:
     }
 
 
+def consent_time_source(consent: Any) -> str | None:
+    """ "payload" (the event's updated_at/created_at) or "received" (it had none: the arrival time)."""
+    if not isinstance(consent, dict):
+        return None
+    return str(consent.get("consent_time_source") or "payload")  # events stored before the key are "payload"
+
+
 def outcome(record: EventRecord) -> str:
     """One line: "updated (lead 42)", "skipped: unknown user ...", "ignored: pending_approval", "dead: ..."."""
     reason = record.fields.get("reason")
@@ -76,7 +84,10 @@ def render(doc: dict[str, Any]) -> str:
     if doc.get("attributes"):
         lines.append(f"  attributes     {doc['attributes']}")
     if doc.get("consent"):
-        lines.append(f"  consent at     {doc['consent'].get('consent_at')}")
+        note = (
+            "  (arrival time: the event carried no timestamp)" if doc.get("consent_time_source") == "received" else ""
+        )
+        lines.append(f"  consent at     {doc['consent'].get('consent_at')}{note}")
     if doc.get("sent_to_marketo"):
         lines.append(f"  sent           {doc['sent_to_marketo']}")
     if doc.get("reached_marketo_at"):

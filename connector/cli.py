@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 import click
 
 from connector import __version__, config, logs
+from connector.cli_help import epilog
 from connector.cli_support import db_option, fail, load_settings, open_service
 from connector.errors import ConfigError, ConnectorError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="connector")
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=epilog())
+@click.version_option(__version__, prog_name="connector", help="Print the version and exit.")
 def main() -> None:
     """Consent-to-Marketo sync: Didomi-style consent webhooks delivered to Marketo lead attributes."""
 
@@ -39,8 +40,8 @@ def validate(files: tuple[str, ...], online: bool) -> None:
 # -- running -----------------------------------------------------------------------------------
 @main.command()
 @click.option("--config", "configs", multiple=True, metavar="FILE", help="Integration config (id = file stem).")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on (0: any free port).")
 @db_option
 @click.option("--threads", default=8, show_default=True, type=int, help="HTTP worker threads per process.")
 @click.option(
@@ -118,17 +119,31 @@ def worker(db: str | None) -> None:
 
 
 @main.command()
-@click.option("--config", "config_file", required=True, metavar="FILE")
+@click.option("--config", "config_file", required=True, metavar="FILE", help="Integration config to send through.")
 @click.argument("payload", metavar="PAYLOAD.json")
-@click.option("--dry-run", is_flag=True, help="Print the Marketo request(s) as JSON; no network call.")
+@click.option("--dry-run", is_flag=True, help="Print the exact Marketo request(s) as JSON; no network call.")
+@click.option(
+    "--describe",
+    "describe_file",
+    default=None,
+    metavar="FILE",
+    help="With --dry-run: the instance's Describe Lead answer (JSON, as Marketo returns it). Values are then "
+    "converted to the field types as at delivery; without it, the describe the worker cached in --db is used.",
+)
 @db_option
-def send(config_file: str, payload: str, dry_run: bool, db: str | None) -> None:
+def send(config_file: str, payload: str, dry_run: bool, describe_file: str | None, db: str | None) -> None:
     """Run one sample consent PAYLOAD through the pipeline (for QA)."""
-    from connector.qa import send_payload
+    from connector.qa import cached_describe, read_describe_file, send_payload
 
     settings = load_settings(db)
     try:
-        code, output = send_payload(settings, config_file, payload, dry_run=dry_run, db=db)
+        if describe_file is not None and not dry_run:
+            fail("--describe goes with --dry-run (a real send converts with the instance's own describe)")
+        describe = read_describe_file(describe_file) if describe_file is not None else None
+        note = ""
+        if dry_run and describe is None:
+            describe, note = cached_describe(settings, config_file)
+        code, output = send_payload(settings, config_file, payload, dry_run=dry_run, db=db, describe=describe)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(logs.mask(f"error: {problem}"), err=True)
@@ -136,22 +151,49 @@ def send(config_file: str, payload: str, dry_run: bool, db: str | None) -> None:
     except ConnectorError as exc:
         fail(str(exc))
     click.echo(logs.mask(output))
+    if note and output.startswith("["):
+        click.echo(note, err=True)
     sys.exit(code)
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8081, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8081, show_default=True, type=int, help="Port to listen on (0: any free port).")
 @click.option("--leads", "leads_file", default=None, metavar="FILE", help="JSON list of leads to seed.")
-@click.option("--token-ttl", default=3600.0, show_default=True, type=float)
+@click.option("--token-ttl", default=3600.0, show_default=True, type=float, help="Access token lifetime, seconds.")
 @click.option("--no-limits", is_flag=True, help="Turn off Marketo's rate, concurrency and quota limits.")
-def sandbox(host: str, port: int, leads_file: str | None, token_ttl: float, no_limits: bool) -> None:
+@click.option("--client-id", default=None, metavar="ID", help="OAuth client id to accept (default: sandbox-client).")
+@click.option(
+    "--client-secret",
+    default=None,
+    metavar="SECRET",
+    envvar="CONNECTOR_SANDBOX_CLIENT_SECRET",
+    help="OAuth client secret to accept (default: sandbox-secret; or $CONNECTOR_SANDBOX_CLIENT_SECRET). Never echoed.",
+)
+def sandbox(
+    host: str,
+    port: int,
+    leads_file: str | None,
+    token_ttl: float,
+    no_limits: bool,
+    client_id: str | None,
+    client_secret: str | None,
+) -> None:
     """Run a local stand-in of the Marketo REST API (for QA and tests)."""
     from connector.sandbox.server import run_sandbox
 
     logs.configure("INFO")
+    logs.register_secret(client_secret)
     try:
-        run_sandbox(host=host, port=port, leads_file=leads_file, token_ttl=token_ttl, limits=not no_limits)
+        run_sandbox(
+            host=host,
+            port=port,
+            leads_file=leads_file,
+            token_ttl=token_ttl,
+            limits=not no_limits,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
     except (OSError, ValueError) as exc:
         fail(str(exc))
 
@@ -171,7 +213,7 @@ def demo(keep: bool) -> None:
 # -- operations --------------------------------------------------------------------------------
 @main.command()
 @db_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
 def status(db: str | None, as_json: bool) -> None:
     """Per integration: counts of pending, delivered, skipped, ignored and dead events."""
     from connector.metrics import status_document
@@ -199,9 +241,10 @@ def deadletters() -> None:
 
 @deadletters.command("list")
 @db_option
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--integration", default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print each dead letter's audit trail as JSON.")
+@click.option("--integration", default=None, metavar="ID", help="Only this integration's dead letters.")
 def deadletters_list(db: str | None, as_json: bool, integration: str | None) -> None:
+    """List the events that could not be delivered, newest first, with their last error."""
     from connector.audit import event_document
 
     service = open_service(db)
@@ -244,8 +287,9 @@ def events() -> None:
 @events.command("show")
 @click.argument("event_id", type=int)
 @db_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the audit trail as one JSON document.")
 def events_show(event_id: int, db: str | None, as_json: bool) -> None:
+    """Show the audit trail of EVENT_ID: what arrived, what was sent, every attempt, the outcome."""
     from connector.audit import event_document, render
 
     service = open_service(db)
@@ -257,15 +301,21 @@ def events_show(event_id: int, db: str | None, as_json: bool) -> None:
 
 
 @events.command("list")
-@click.option("--integration", default=None)
-@click.option("--state", type=click.Choice(["pending", "delivered", "skipped", "ignored", "dead"]), default=None)
+@click.option("--integration", default=None, metavar="ID", help="Only this integration's events.")
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "delivered", "skipped", "ignored", "dead"]),
+    default=None,
+    help="Only events in this state.",
+)
 @click.option("--since", default=None, help="ISO time (2026-11-23T10:00:00Z) or a duration like 2h, 30m, 7d.")
-@click.option("--limit", default=100, show_default=True, type=int)
+@click.option("--limit", default=100, show_default=True, type=int, help="At most this many events.")
 @db_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print each event's audit trail as JSON.")
 def events_list(
     integration: str | None, state: str | None, since: str | None, limit: int, db: str | None, as_json: bool
 ) -> None:
+    """List events, newest first: id, integration, arrival, lead and outcome."""
     from connector.audit import event_document
 
     try:

@@ -1,5 +1,11 @@
 """Integration configs: Didomi's Marketo shape, checked against ``schemas/integration.schema.json``.
 
+This module is the config API (``from connector import config``): ``check``, ``parse``, ``load_file``,
+``to_document``, ``validate_files``, ``summary``, and, from the modules that do each job,
+``read_json_file`` (:mod:`connector.config_files`), the schema check (:mod:`connector.config_schema`),
+the checks a schema cannot express (:mod:`connector.config_rules`) and ``redact``
+(:mod:`connector.config_redact`).
+
 ::
 
     {"type_id": "marketo",
@@ -30,87 +36,37 @@ fits is used: ``leadID`` fits a positive integer (digits only), ``email`` fits a
 
 from __future__ import annotations
 
-import base64
-import binascii
-import difflib
-import functools
-import ipaddress
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
+from connector.config_files import parse_json_document, read_json_file
+from connector.config_redact import MASK, redact
+from connector.config_rules import normalise_instance, semantic_problems
+from connector.config_schema import SCHEMA_PATH, schema_problems, sort_key
 from connector.errors import ConfigError, Problem
-from connector.jsontext import clip, json_type, reject_constant
-from connector.mapping import is_known_property
 from connector.models import FieldMapping, Identifier, Integration, WebhookAuth
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "integration.schema.json"
-MASK = "********"
-DEFAULT_REGULATIONS = frozenset({"gdpr"})
+__all__ = [  # the config API: `from connector import config`, then config.parse(...), config.redact(...)
+    "DEFAULT_REGULATIONS",
+    "MASK",
+    "SCHEMA_PATH",
+    "check",
+    "load_file",
+    "normalise_instance",
+    "parse",
+    "parse_json_document",
+    "read_json_file",
+    "redact",
+    "summary",
+    "to_document",
+    "validate_files",
+]
 
-_SECRET_WORDS = ("secret", "password")  # keys whose values are never echoed, and are masked by redact()
-_RESERVED_HEADERS = frozenset(
-    {"authorization", "content-type", "content-length", "host", "transfer-encoding", "cookie"}
-    | {"x-forwarded-for"}  # trusted_proxy_hops reads it
-)
-_MAX_FILE_BYTES = 1_000_000
-_MAX_ECHO = 40
-_JSON_TYPES = {
-    "object": "an object",
-    "array": "an array",
-    "string": "a string",
-    "number": "a number",
-    "integer": "an integer",
-    "boolean": "a boolean (true or false)",
-    "null": "null",
-}
+DEFAULT_REGULATIONS = frozenset({"gdpr"})
 
 
 # -- reading --------------------------------------------------------------------------------------
-
-
-def read_json_file(path: str | Path) -> Any:
-    """Return the parsed JSON document in *path* (UTF-8, optionally with a BOM).
-
-    Raises:
-        ConfigError: with one Problem at "" when the file cannot be read, is not UTF-8 or is
-            not valid JSON (duplicate keys included).
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise _read_error(f"cannot read file: {exc.strerror or type(exc).__name__}") from None
-    except ValueError as exc:  # e.g. an embedded NUL in the path
-        raise _read_error(f"cannot read file: {exc}") from None
-    if len(data) > _MAX_FILE_BYTES:
-        raise _read_error(f"cannot read file: larger than {_MAX_FILE_BYTES} bytes")
-    return parse_json_document(data)
-
-
-def parse_json_document(data: bytes) -> Any:
-    """Parse a config document's bytes as ``read_json_file`` does (the console's uploads use it too).
-
-    Raises:
-        ConfigError: with one Problem at "" when *data* is not UTF-8 or not valid JSON.
-    """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _read_error(f"file is not UTF-8 text (invalid byte at position {exc.start})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=reject_constant)
-    except json.JSONDecodeError as exc:
-        raise _read_error(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except ValueError as exc:
-        raise _read_error(f"invalid JSON: {exc}") from None
-    except RecursionError:
-        raise _read_error("invalid JSON: nested too deeply") from None
 
 
 def load_file(path: str | Path) -> Integration:
@@ -122,220 +78,20 @@ def load_file(path: str | Path) -> Integration:
     return parse(read_json_file(path), Path(path).stem)
 
 
-def _read_error(message: str) -> ConfigError:
-    return ConfigError([Problem("", message)])
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise ValueError(f"duplicate key {_quote(key)}")
-        document[key] = value
-    return document
-
-
 # -- checking -------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _validator() -> Draft202012Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
 
 
 def check(raw: Any) -> list[Problem]:
     """Return every problem with the config document *raw*, sorted by path; [] when it is valid."""
-    problems: set[Problem] = set()
-    for error in _validator().iter_errors(raw):
-        problems.update(_schema_problems(error))
+    problems = schema_problems(raw)
     failed = [p.path for p in problems]
 
     def clean(path: str) -> bool:
         """True when the schema found nothing wrong at *path* or below it."""
         return not any(f == path or f.startswith(path + "/") for f in failed)
 
-    problems.update(_semantic_problems(raw, clean))
-    return sorted(problems, key=_sort_key)
-
-
-def _schema_problems(error: ValidationError) -> list[Problem]:
-    parts = list(error.absolute_path)
-    path = _pointer(parts)
-    keyword = str(error.validator)
-    expected: Any = error.validator_value
-    instance: Any = error.instance
-    schema: Any = error.schema
-    secret = any(isinstance(p, str) and _is_secret_key(p) for p in parts)
-    got = "" if secret else _got(instance)
-    if keyword == "additionalProperties" and isinstance(instance, Mapping):
-        known = list(schema.get("properties", {}))
-        return [
-            Problem(_pointer([*parts, key]), f"unknown key {_quote(key)}{_suggest(key, known)}")
-            for key in instance
-            if key not in known
-        ]
-    if keyword == "required" and isinstance(instance, Mapping):
-        return [Problem(path, f"missing required key {_quote(k)}") for k in expected if k not in instance]
-    custom = schema.get("x-error", {}).get(keyword) if isinstance(schema, Mapping) else None
-    if isinstance(custom, str):
-        return [Problem(path, custom)]
-    if keyword == "type":
-        types = [expected] if isinstance(expected, str) else list(expected)
-        wanted = " or ".join(_JSON_TYPES.get(t, t) for t in types)
-        return [Problem(path, f"must be {wanted}, not {json_type(instance)}")]
-    if keyword in ("const", "enum"):
-        allowed = [expected] if keyword == "const" else list(expected)
-        choices = ", ".join(_got(v) for v in allowed)
-        prefix = "must be " if len(allowed) == 1 else "must be one of "
-        return [Problem(path, f"{prefix}{choices}{f' (got {got})' if got else ''}")]
-    return [Problem(path, _limit_message(keyword, expected, instance, secret))]
-
-
-def _limit_message(keyword: str, expected: Any, instance: Any, secret: bool) -> str:
-    if keyword == "minLength":
-        return "must not be empty" if expected == 1 else f"must be at least {expected} characters long"
-    if keyword == "maxLength":
-        return f"must be at most {expected} characters long"
-    if keyword == "minItems":
-        return "must not be empty" if expected == 1 else f"must have at least {expected} items"
-    if keyword == "uniqueItems":
-        repeated = _first_repeat(instance)
-        shown = None if secret or repeated is None else _got(repeated)
-        return f"lists {shown} more than once" if shown else "must not list the same value twice"
-    if keyword in ("minimum", "maximum"):
-        bound = "at least" if keyword == "minimum" else "at most"
-        return f"must be {bound} {expected}" + ("" if secret else f" (got {_got(instance)})")
-    if keyword == "pattern":
-        return "has an invalid format"
-    return f"is invalid ({keyword})"
-
-
-def _semantic_problems(raw: Any, clean: Callable[[str], bool]) -> Iterable[Problem]:
-    if not isinstance(raw, Mapping):
-        return
-    auth = raw.get("authentication")
-    instance = auth.get("instance") if isinstance(auth, Mapping) else None
-    if isinstance(instance, str) and clean("/authentication/instance"):
-        try:
-            normalise_instance(instance)
-        except ValueError as exc:
-            yield Problem("/authentication/instance", str(exc))
-
-    mappings = raw.get("mappings")
-    first_at: dict[str, str] = {}
-    for i, item in enumerate(mappings if isinstance(mappings, list) else []):
-        if not isinstance(item, Mapping):
-            continue
-        value, field = item.get("value"), item.get("id")
-        if isinstance(value, str) and clean(f"/mappings/{i}/value") and not is_known_property(value):
-            yield Problem(f"/mappings/{i}/value", f"unknown Didomi property {_quote(value, 120)}; {_forms_hint(value)}")
-        if isinstance(field, str) and clean(f"/mappings/{i}/id"):
-            if field in first_at:
-                yield Problem(
-                    f"/mappings/{i}/id",
-                    f"Marketo field {_quote(field)} is mapped twice (first at {first_at[field]})",
-                )
-            else:
-                first_at[field] = f"/mappings/{i}/id"
-
-    props = raw.get("properties")
-    identifiers = props.get("user_identifier") if isinstance(props, Mapping) else None
-    has_lead_id = identifiers == "leadID" or (isinstance(identifiers, list) and "leadID" in identifiers)
-    if raw.get("upsert_mode") is True and has_lead_id:
-        yield Problem(
-            "/upsert_mode",
-            "upsert_mode true cannot be used with user_identifier 'leadID': Marketo cannot create a lead "
-            "from an id (lookupField id works only with updateOnly); use 'email' or set upsert_mode to false",
-        )
-
-    webhook = raw.get("webhook")
-    if isinstance(webhook, Mapping):
-        yield from _webhook_problems(webhook, clean)
-
-
-def _webhook_problems(webhook: Mapping[str, Any], clean: Callable[[str], bool]) -> Iterable[Problem]:
-    ips = webhook.get("allowed_ips")
-    for i, entry in enumerate(ips if isinstance(ips, list) else []):
-        path = f"/webhook/allowed_ips/{i}"
-        if isinstance(entry, str) and clean(path):
-            message = _ip_problem(entry)
-            if message:
-                yield Problem(path, message)
-    header = webhook.get("header")
-    name = header.get("name") if isinstance(header, Mapping) else None
-    if isinstance(name, str) and clean("/webhook/header/name"):
-        lowered = name.lower()
-        if lowered in _RESERVED_HEADERS or lowered.startswith("webhook-"):
-            yield Problem(
-                "/webhook/header/name",
-                f"{_quote(name)} is a reserved header; choose a custom name such as 'X-Webhook-Secret'",
-            )
-    signing = webhook.get("standard_webhooks")
-    secret = signing.get("secret") if isinstance(signing, Mapping) else None
-    if isinstance(secret, str) and clean("/webhook/standard_webhooks/secret"):
-        try:
-            decoded = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except (binascii.Error, ValueError):
-            decoded = b""
-        if not decoded:
-            yield Problem("/webhook/standard_webhooks/secret", "must be 'whsec_' followed by valid base64")
-
-
-def _ip_problem(entry: str) -> str | None:
-    try:
-        ipaddress.ip_network(entry.strip(), strict=True)
-    except ValueError:
-        try:
-            network = ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError:
-            return f"{_quote(entry)} is not an IP address or CIDR network (e.g. 35.159.1.63 or 10.0.0.0/8)"
-        return f"{_quote(entry)} has host bits set; did you mean {network}?"
-    return None
-
-
-def normalise_instance(value: str) -> str:
-    """Return the Marketo base URL ``scheme://host[:port]`` for an instance or REST endpoint URL.
-
-    Raises:
-        ValueError: with a message that says what is wrong (never echoing the URL).
-    """
-    text = value.strip()
-    example = "such as https://123-ABC-456.mktorest.com"
-    if any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise ValueError("must not contain spaces or control characters")
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"is not a valid URL; expected the Marketo REST endpoint {example}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an https URL {example}")
-    if "@" in parts.netloc:
-        raise ValueError("must not contain a user name or password")
-    if parts.query or parts.fragment or "?" in text or "#" in text:
-        raise ValueError("must not have a query (?) or fragment (#)")
-    host = parts.hostname or ""
-    if not host or parts.netloc.endswith(":") or (port is not None and port == 0):
-        raise ValueError(f"has no valid host and port; expected a URL {example}")
-    if scheme == "http" and not _is_loopback(host):
-        raise ValueError("must use https (http is allowed only for loopback hosts such as 127.0.0.1)")
-    if parts.path.lower() not in ("", "/", "/rest", "/rest/"):
-        if parts.path.lower().startswith("/identity"):
-            raise ValueError("is Marketo's Identity endpoint; use the REST API endpoint (…/rest) instead")
-        raise ValueError(f"must be the base URL or the REST API endpoint (…/rest), {example}; no other path")
-    return f"{scheme}://{parts.netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    problems.update(semantic_problems(raw, clean))
+    return sorted(problems, key=sort_key)
 
 
 # -- building -------------------------------------------------------------------------------------
@@ -423,35 +179,6 @@ def to_document(integration: Integration) -> dict[str, Any]:
     return document
 
 
-def redact(raw: Any) -> Any:
-    """Return a deep copy of *raw* with every secret value replaced by ``"********"``.
-
-    A value is secret when its key contains "secret" or "password" (``client_secret``,
-    ``webhook.header.secret``, …), at any depth. Works on any shape, however deep.
-    """
-    holder: list[Any] = [None]
-    memo: dict[int, Any] = {}
-    stack: list[tuple[Any, Any, Any]] = [(raw, holder, 0)]
-    while stack:  # iterative, so deeply nested junk cannot exhaust the recursion limit
-        value, parent, slot = stack.pop()
-        if id(value) in memo:
-            parent[slot] = memo[id(value)]
-        elif isinstance(value, Mapping):
-            copy: dict[Any, Any] = {}
-            memo[id(value)] = parent[slot] = copy
-            for key, item in value.items():
-                copy[key] = MASK if isinstance(key, str) and _is_secret_key(key) else None
-                if copy[key] is None:
-                    stack.append((item, copy, key))
-        elif isinstance(value, list | tuple):
-            items: list[Any] = [None] * len(value)
-            memo[id(value)] = parent[slot] = items
-            stack.extend((item, items, i) for i, item in enumerate(value))
-        else:
-            parent[slot] = value
-    return holder[0]
-
-
 # -- the `connector validate` command -------------------------------------------------------------
 
 
@@ -514,58 +241,3 @@ def summary(integration: Integration) -> str:
         ]
         parts.append("webhook " + (", ".join(methods) if methods else "without authentication"))
     return ", ".join(parts)
-
-
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def _pointer(parts: Iterable[Any]) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _sort_key(problem: Problem) -> tuple[tuple[tuple[int, int, str], ...], str]:
-    steps = problem.path.split("/")[1:] if problem.path else []
-    return tuple((1, int(s), "") if s.isdigit() else (0, 0, s) for s in steps), problem.message
-
-
-def _is_secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def _quote(value: Any, limit: int = _MAX_ECHO) -> str:
-    return "'" + clip(str(value), limit) + "'"
-
-
-def _got(value: Any) -> str:
-    """Return a short rendering of a scalar from the document, or "" for containers."""
-    if isinstance(value, str):
-        return _quote(value)
-    if value is None or isinstance(value, bool | int | float):
-        return json.dumps(value)
-    return ""
-
-
-def _first_repeat(values: Any) -> Any:
-    seen: list[Any] = []
-    for value in values if isinstance(values, list) else []:
-        if value in seen:
-            return value
-        seen.append(value)
-    return None
-
-
-def _suggest(key: Any, known: list[str]) -> str:
-    match = difflib.get_close_matches(str(key)[:100], known, n=1, cutoff=0.75)
-    return f" (did you mean {_quote(match[0])}?)" if match else ""
-
-
-def _forms_hint(value: str) -> str:
-    if value.startswith("consents_purposes_"):
-        return (
-            "expected consents_purposes_<purpose>_ followed by enabled, enabled_li, "
-            "values_<preference>_value or preferences_<preference>_channel_<channel>_enabled"
-        )
-    return (
-        "expected a name starting with consents_purposes_, consents_channels_, user_metadata_ or organization_user_id"
-    )

@@ -14,14 +14,14 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
 
+from connector import data
 from connector.settings import Settings
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_configs"
+SAMPLES = data.SAMPLES  # package data, so the demo runs from an installed wheel
 COLUMNS = ("id", "email", "consentNewsletter", "consentNewsletterText", "consentGeolocation", "newsletterTopics")
 
 

@@ -13,8 +13,14 @@ everything else is :class:`Ignored` with one of these reasons:
 - ``deleted_event``: ``*.deleted``; consent history is not rewritten and leads are never deleted.
 - ``unknown_type: <type>``: any other type.
 - ``no_organization_user_id``: a guest consent; nothing identifies the lead.
-- ``no_timestamp``: neither ``updated_at`` nor ``created_at`` parses as ISO 8601, so the consent
-  could not be ordered against others (Didomi always sends ``created_at``).
+- ``no_timestamp``: neither ``updated_at`` nor ``created_at`` parses as ISO 8601 and the caller gave no
+  ``received_at`` (the intake always gives one, so only offline callers see this).
+
+Consent time: the entity's ``updated_at``, else its ``created_at`` (``consent_time_source`` ``"payload"``).
+When neither parses (Didomi's own documented ``event.created`` example carries neither), the time the
+webhook was received stands in (``"received"``), so the consent is never dropped; such events then order
+by arrival. Their dedupe key carries the arrival time too: a redelivery is stored again (same values,
+harmless) rather than a later identical consent being taken for a duplicate and lost.
 
 A broken envelope raises :class:`PayloadError`: not an object, no string ``type``, no object
 ``parameters``, or an ``event.created`` / ``event.updated`` without an object entity. Inside an
@@ -33,7 +39,7 @@ from typing import Any
 from connector.errors import PayloadError
 from connector.jsontext import clip, json_type, reject_constant
 from connector.mapping import flatten
-from connector.models import Consent, Ignored
+from connector.models import Consent, ConsentTimeSource, Ignored
 
 _ACTED_ON = {"event.created": "entity", "event.updated": "new_entity"}
 _MAX_ID = 200  # longer "ids" are replaced by a content hash, so keys and logs stay bounded
@@ -74,8 +80,10 @@ def parse_json(body: bytes, *, max_depth: int = 32) -> Any:
     return document
 
 
-def normalise(envelope: Any, regulations: frozenset[str]) -> Consent | Ignored:
+def normalise(envelope: Any, regulations: frozenset[str], *, received_at: float | None = None) -> Consent | Ignored:
     """Return the confirmed consent an envelope carries, or why it is ignored.
+
+    *received_at* (Unix seconds) is when the webhook arrived: the consent time when the entity has none.
 
     Raises:
         PayloadError: the envelope itself is broken (see the module docstring).
@@ -114,8 +122,11 @@ def normalise(envelope: Any, regulations: frozenset[str]) -> Consent | Ignored:
         return Ignored("no_organization_user_id", event_id, event_type)
 
     consent_at = _timestamp(entity)
+    time_source: ConsentTimeSource = "payload"
     if consent_at is None:
-        return Ignored("no_timestamp", event_id, event_type)
+        if received_at is None:
+            return Ignored("no_timestamp", event_id, event_type)
+        consent_at, time_source = _utc_text(received_at), "received"
 
     user_id = user.get("id") if isinstance(user, Mapping) else None
     return Consent(
@@ -127,15 +138,17 @@ def normalise(envelope: Any, regulations: frozenset[str]) -> Consent | Ignored:
         properties=flatten(entity),
         user_id=user_id if isinstance(user_id, str) and user_id else None,
         status="confirmed",
+        consent_time_source=time_source,
     )
 
 
-def dedupe_key(envelope: Any, raw_body: bytes) -> str:
+def dedupe_key(envelope: Any, raw_body: bytes, *, received_at: float | None = None) -> str:
     """Return the key under which a delivery counts as a duplicate of an earlier one.
 
     ``event.*``: ``"<entity id>|<status>|<updated_at or created_at>"``, so a redelivery matches
     however its JSON is laid out (``event.deleted`` keys start with ``"deleted|"`` so a deletion
-    cannot shadow its event's creation); anything else: ``"sha256:<hex of raw body>"``.
+    cannot shadow its event's creation); anything else: ``"sha256:<hex of raw body>"``. An event
+    with no usable timestamp ends in ``"|received:<arrival time>"`` when *received_at* is given.
     """
     try:
         event_type, parameters = _envelope(envelope)
@@ -150,6 +163,8 @@ def dedupe_key(envelope: Any, raw_body: bytes) -> str:
     if when is None:
         raw_when = entity.get("updated_at") or entity.get("created_at")
         when = _echo(raw_when) if raw_when else ""
+        if received_at is not None:
+            when = f"{when}|received:{_utc_text(received_at)}"
     key = f"{_entity_id(entity)}|{status_text}|{when}"
     return f"deleted|{key}" if event_type == "event.deleted" else key
 
@@ -192,6 +207,11 @@ def _timestamp(entity: Mapping[str, Any]) -> str | None:
         except (ValueError, OverflowError):
             continue
     return None
+
+
+def _utc_text(ts: float) -> str:
+    """Unix seconds as the same UTC text as payload timestamps, so both order together as strings."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _entity_id(entity: Mapping[str, Any]) -> str:

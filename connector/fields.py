@@ -6,13 +6,14 @@ describe result for a day (Marketo's advice), because describe calls count again
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,6 +26,10 @@ __all__ = [
     "check_against_instance",
     "compatibility_problem",
     "convert",
+    "convert_attributes",
+    "describe_fields",
+    "fields_from_json",
+    "fields_to_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,6 +109,49 @@ def convert(value: Any, data_type: str, *, length: int | None = None) -> Any:
     if kind == "datetime":
         return _to_datetime(value)
     raise ValueError(f"Marketo fields of type '{data_type}' cannot be written by the connector")
+
+
+def convert_attributes(attributes: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> dict[str, Any]:
+    """Return *attributes* as delivery writes them: each field the catalogue knows converted by its type.
+
+    Fields the catalogue does not list are sent as they are (Marketo then answers for them).
+
+    Raises:
+        ValueError: a value cannot be written to its field (the event becomes a dead letter).
+    """
+    return {
+        name: (convert(value, fields[name].data_type) if name in fields else value)
+        for name, value in attributes.items()
+    }
+
+
+def describe_fields(result: Sequence[Mapping[str, Any]]) -> list[FieldInfo]:
+    """Return the lead fields in a Describe Lead answer's ``result`` list that the REST API can see."""
+    fields: list[FieldInfo] = []
+    for item in result:
+        rest = item.get("rest")
+        if not isinstance(rest, Mapping) or not rest.get("name"):
+            continue  # not usable through REST
+        length = item.get("length")
+        fields.append(
+            FieldInfo(
+                name=str(rest["name"]),
+                data_type=str(item.get("dataType", "")),
+                read_only=bool(rest.get("readOnly", False)),
+                length=length if isinstance(length, int) and not isinstance(length, bool) else None,
+            )
+        )
+    return fields
+
+
+def fields_to_json(fields: Sequence[FieldInfo]) -> str:
+    """*fields* as JSON text, for the store; :func:`fields_from_json` reads it back."""
+    return json.dumps([asdict(f) for f in fields], separators=(",", ":"))
+
+
+def fields_from_json(text: str) -> list[FieldInfo]:
+    """The fields :func:`fields_to_json` wrote."""
+    return [FieldInfo(**item) for item in json.loads(text)]
 
 
 def _to_string(value: Any, data_type: str) -> str:
@@ -255,7 +303,9 @@ class FieldCache:
         *,
         retry_interval: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        on_fetch: Callable[[str, list[FieldInfo]], None] | None = None,
     ) -> None:
+        self._on_fetch = on_fetch  # e.g. keep the describe in the store for `connector send --dry-run`
         self._ttl = ttl
         self._retry_interval = min(retry_interval, ttl)
         self._clock = clock
@@ -293,6 +343,11 @@ class FieldCache:
                 return dict(entry.fields)
             entry = _Entry({f.name: f for f in fetched}, now + self._ttl)
             self._entries[instance] = entry
+            if self._on_fetch is not None:
+                try:
+                    self._on_fetch(instance, fetched)
+                except Exception as exc:  # keeping a copy is a convenience; delivery goes on without it
+                    log.warning("could not keep the field catalogue of %s (%s)", instance, type(exc).__name__)
             return dict(entry.fields)
 
     def invalidate(self, instance: str) -> None:

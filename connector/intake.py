@@ -10,8 +10,11 @@ from connector.outbox import NewEvent
 
 
 def new_event(integration: Integration, envelope: Any, body: bytes, result: Consent | Ignored, now: float) -> NewEvent:
-    """The row to store for *result*: ignored, skipped (nothing to write, bad lead id) or pending."""
-    key = events.dedupe_key(envelope, body)
+    """The row to store for *result*: ignored, skipped (nothing to write, bad lead id) or pending.
+
+    *now* is when the webhook was received: give :func:`events.normalise` the same ``received_at``.
+    """
+    key = events.dedupe_key(envelope, body, received_at=now)
     raw_type = envelope.get("type") if isinstance(envelope, dict) else None
     event_type = raw_type if isinstance(raw_type, str) else None
     if isinstance(result, Ignored):
@@ -30,6 +33,7 @@ def new_event(integration: Integration, envelope: Any, body: bytes, result: Cons
         "regulation": result.regulation,
         "organization_user_id": result.organization_user_id,
         "consent_at": result.consent_at,
+        "consent_time_source": result.consent_time_source,
         "properties": dict(result.properties),
     }
     update = mapping.map_consent(result, integration)

@@ -36,3 +36,8 @@ def clip(text: str, limit: int) -> str:
     """*text* made printable and cut to *limit* characters ("..." marks a cut), safe to echo."""
     text = "".join(ch if ch.isprintable() else "?" for ch in text[: limit + 1])
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quote(value: Any, limit: int = 40) -> str:
+    """*value* as text in single quotes, clipped to *limit* characters, for messages."""
+    return "'" + clip(str(value), limit) + "'"

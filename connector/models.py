@@ -10,6 +10,7 @@ Identifier = Literal["email", "leadID"]
 Action = Literal["updateOnly", "createOrUpdate"]
 LookupField = Literal["email", "id"]
 OnUserDeleted = Literal["forget", "forget_and_clear"]
+ConsentTimeSource = Literal["payload", "received"]  # the entity's updated_at/created_at, or the arrival time
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,11 @@ class Consent:
     event_type: str
     regulation: str
     organization_user_id: str
-    consent_at: str  # ISO-8601: the entity's updated_at, else created_at
+    consent_at: str  # ISO-8601: the entity's updated_at, else created_at, else the arrival time
     properties: Mapping[str, Any]
     user_id: str | None = None
     status: str = "confirmed"
+    consent_time_source: ConsentTimeSource = "payload"
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from connector import config, logs
-from connector.fields import FieldCache
+from connector.fields import FieldCache, FieldInfo, fields_to_json
 from connector.governor import Governor
 from connector.models import Integration
 from connector.outbox import Store, open_store
@@ -36,10 +37,13 @@ class Service:
             self.registry,
             self.governor,
             settings=self.settings.worker,
-            field_cache=FieldCache(),
+            field_cache=FieldCache(on_fetch=self._keep_fields),
             stop=self.stop,
             wake=self.wake,
         )
+
+    def _keep_fields(self, instance: str, fields: list[FieldInfo]) -> None:
+        self.store.save_fields(instance, fields_to_json(fields), time.time())
 
     def load_config_files(self, paths: Sequence[str]) -> list[Integration]:
         """Validate and store each ``--config`` file (integration id = file stem).

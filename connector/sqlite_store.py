@@ -113,6 +113,11 @@ CREATE TABLE IF NOT EXISTS instance_pauses (
     until REAL NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS field_catalogues (
+    instance TEXT PRIMARY KEY,
+    fields TEXT NOT NULL,
+    fetched_at REAL NOT NULL
+);
 """
 
 _EVENT_COLUMNS = (
@@ -602,6 +607,22 @@ class SqliteStore(SqliteConsoleQueries):  # the console's read queries: connecto
             .fetchall()
         )
         return {r[0]: (float(r[1]), r[2]) for r in rows}
+
+    def save_fields(self, instance: str, fields: str, at: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO field_catalogues (instance, fields, fetched_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (instance) DO UPDATE SET fields = excluded.fields, fetched_at = excluded.fetched_at",
+                (instance, fields, at),
+            )
+
+    def cached_fields(self, instance: str) -> tuple[str, float] | None:
+        row = (
+            self._connect()
+            .execute("SELECT fields, fetched_at FROM field_catalogues WHERE instance = ?", (instance,))
+            .fetchone()
+        )
+        return None if row is None else (str(row[0]), float(row[1]))
 
 
 class _FileLock(AbstractContextManager["_FileLock"]):

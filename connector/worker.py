@@ -31,7 +31,7 @@ from connector.errors import (
     RateLimited,
     RetryableError,
 )
-from connector.fields import FieldCache, FieldInfo, convert
+from connector.fields import FieldCache, FieldInfo, convert_attributes
 from connector.governor import Governor, Stopped
 from connector.marketo import MarketoClient, SyncResult
 from connector.models import Integration
@@ -281,10 +281,7 @@ class Worker:
         kept = []
         for record in records:
             try:
-                record.attributes = {
-                    name: (convert(value, fields[name].data_type) if name in fields else value)
-                    for name, value in record.attributes.items()
-                }
+                record.attributes = convert_attributes(record.attributes, fields)
             except ValueError as exc:
                 self._dead(record.events, f"cannot convert value: {exc}", now)
                 continue

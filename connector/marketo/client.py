@@ -20,7 +20,7 @@ from connector.errors import (
     RateLimited,
     RetryableError,
 )
-from connector.fields import FieldInfo, PartitionInfo
+from connector.fields import FieldInfo, PartitionInfo, describe_fields
 from connector.marketo.codes import REAUTH_CODES, error_for_code
 from connector.marketo.tokens import DEFAULT_TOKENS, TokenCache
 
@@ -213,22 +213,7 @@ class MarketoClient:
         Raises:
             DeliveryError: the call failed.
         """
-        answer = self._call("GET", _DESCRIBE_PATH)
-        fields: list[FieldInfo] = []
-        for item in _result_list(answer):
-            rest = item.get("rest")
-            if not isinstance(rest, dict) or not rest.get("name"):
-                continue  # not usable through REST
-            length = item.get("length")
-            fields.append(
-                FieldInfo(
-                    name=str(rest["name"]),
-                    data_type=str(item.get("dataType", "")),
-                    read_only=bool(rest.get("readOnly", False)),
-                    length=length if isinstance(length, int) and not isinstance(length, bool) else None,
-                )
-            )
-        return fields
+        return describe_fields(_result_list(self._call("GET", _DESCRIBE_PATH)))
 
     def partitions(self) -> list[PartitionInfo]:
         """Return the instance's lead partitions.

@@ -161,6 +161,11 @@ class SandboxServer:
                         log.warning("sandbox: cannot listen again on port %s: %s", self._port, exc)
 
 
+def announced_secret(client_secret: str | None) -> str:
+    """The startup line's client_secret: the public default in full, a secret that was passed in masked."""
+    return SANDBOX_CLIENT_SECRET if not client_secret else "********"
+
+
 def run_sandbox(
     host: str = "127.0.0.1",
     port: int = 8081,
@@ -171,9 +176,17 @@ def run_sandbox(
     max_concurrent: int = 10,
     daily_quota: int = 50000,
     limits: bool = True,
+    client_id: str | None = None,
+    client_secret: str | None = None,
 ) -> None:
-    """Serve a sandbox until Ctrl-C or SIGTERM, announcing its URL and credentials on one line."""
+    """Serve a sandbox until Ctrl-C or SIGTERM, announcing its URL and credentials on one line.
+
+    *client_id* / *client_secret* replace the public sandbox credentials (to mirror a real config's);
+    a secret passed in is never echoed: the line shows ``********`` instead.
+    """
+    chosen_id = client_id or SANDBOX_CLIENT_ID
     config = SandboxConfig(
+        clients={chosen_id: client_secret or SANDBOX_CLIENT_SECRET},
         token_ttl=token_ttl,
         rate_limit=rate_limit,
         rate_window=rate_window,
@@ -195,7 +208,7 @@ def run_sandbox(
         with SandboxServer(state, host, port) as server:
             sys.stdout.write(
                 f"Marketo sandbox on {server.url} ({len(state.leads())} leads): "
-                f"client_id {SANDBOX_CLIENT_ID} client_secret {SANDBOX_CLIENT_SECRET}; Ctrl-C to stop\n"
+                f"client_id {chosen_id} client_secret {announced_secret(client_secret)}; Ctrl-C to stop\n"
             )
             sys.stdout.flush()
             while not stop.wait(0.5):

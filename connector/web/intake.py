@@ -66,8 +66,9 @@ def accept(integration: Integration, envelope: Any, body: bytes) -> AddResult:
         PayloadError: the envelope is not a Didomi event.
     """
     rt = runtime()
-    result = events.normalise(envelope, integration.regulations)
-    added = rt.store.add_event(new_event(integration, envelope, body, result, rt.clock()))
+    received_at = rt.clock()
+    result = events.normalise(envelope, integration.regulations, received_at=received_at)
+    added = rt.store.add_event(new_event(integration, envelope, body, result, received_at))
     if added.created and added.state == "pending":
         rt.on_enqueue()
     return added
