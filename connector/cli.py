@@ -321,3 +321,8 @@ def parse_since(text: str, now: float) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+from connector.cli_db import db as _db_group  # noqa: E402 - subcommand modules register after main
+
+main.add_command(_db_group)

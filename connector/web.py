@@ -35,9 +35,10 @@ from connector.intake import new_event
 from connector.metrics import WebhookCounter, status_document
 from connector.metrics import render as render_metrics
 from connector.models import Integration
-from connector.outbox import STATES, Store, open_store
+from connector.outbox import STATES, Store
 from connector.registry import Registry
 from connector.settings import Settings, from_env
+from connector.stores import open_store
 from connector.vault import Vault
 
 log = logging.getLogger("connector.web")

@@ -1,0 +1,46 @@
+"""``SqliteStore``: the embedded ``connector.outbox.Store``, one SQLite file, put together by concern.
+
+Safe for threads and for processes on one machine (not several machines: file locks over a
+network file system are not to be trusted). Migrations are applied when it opens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connector.outbox import AppliedMigration
+from connector.sqlite import migrations
+from connector.sqlite.budget import SqliteBudget
+from connector.sqlite.delivery import SqliteDelivery
+from connector.sqlite.eventlog import SqliteEventLog
+from connector.sqlite.intake import SqliteIntake
+from connector.sqlite.integrations import SqliteIntegrations
+
+
+class SqliteStore(SqliteIntake, SqliteDelivery, SqliteBudget, SqliteEventLog, SqliteIntegrations):
+    """``connector.outbox.Store`` on a SQLite file.
+
+    Extension modules may use ``_write()`` (a write transaction yielding this thread's
+    ``sqlite3.Connection``, committed on exit, ``StoreUnavailable`` on failure), ``_read()`` and
+    ``_connect()`` (this thread's connection).
+
+    Raises:
+        ValueError: the database's directory does not exist, or the database is newer than this build.
+        StoreUnavailable: the database cannot be opened or upgraded.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self.upgrade()
+
+    def upgrade(self) -> list[AppliedMigration]:
+        return migrations.upgrade(self)
+
+    def applied_migrations(self) -> list[AppliedMigration]:
+        return migrations.applied(self)
+
+    def supports_listen_notify(self) -> bool:
+        return False
+
+    def supports_several_hosts(self) -> bool:
+        return False
