@@ -325,7 +325,7 @@ class Outbox(Protocol):
         Oldest due first. Skips events leased by anyone (lease not expired at *now*) and every event
         of a lead that has a leased event, so two claims, in any processes, never return the same
         event nor events of the same lead while a lease holds. Committed before it returns (before
-        any Marketo call is made for them).
+        any Marketo call is made for them). A lease holds up to and including *lease_until*.
         """
         ...
 
