@@ -46,3 +46,12 @@ def test_upgrade_of_an_unusable_url_is_one_line_without_the_password(tmp_path: P
         no_traceback(result)
         assert len(lines(result.stderr)) == 1 and result.stderr.startswith("error: ")
         assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_for_every_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}"  # a directory, not a database file
+    for command in (("db", "upgrade"), ("status",), ("events", "list"), ("deadletters", "list")):
+        result = run(*command, "--db", url)
+        assert result.returncode == 1, command
+        no_traceback(result)
+        assert lines(result.stderr) == ["error: database unavailable: unable to open database file"], command

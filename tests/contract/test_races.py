@@ -62,7 +62,7 @@ def test_threads_claiming_at_once_never_share_an_event_or_a_lead(store: Store) -
 
 @pytest.mark.slow
 def test_processes_claiming_at_once_never_share_an_event_or_a_lead(store_factory: StoreFactory) -> None:
-    ids = _fill(store_factory())
+    ids = _fill(store_factory(), leads=60)
     batches = [b for result in procs.in_processes(store_factory.url, "claim", 3) for b in result]
     _check_claims(ids, batches)
     assert store_factory.second_handle().counts() == {"acme": {"delivered": len(ids)}}
