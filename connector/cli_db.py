@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from connector.cli_support import db_option, fail, load_settings
@@ -22,21 +20,15 @@ def db_upgrade(db: str | None) -> None:
     from connector.stores import open_store
 
     settings = load_settings(db)
-    started = time.time()
     try:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, migrate=False)
         try:
-            store.upgrade()
-            history = store.applied_migrations()
+            applied = store.upgrade()
+            version = store.schema_version()
         finally:
             store.close()
     except (ValueError, ConnectorError) as exc:
         fail(str(exc))
-    fresh = [m for m in history if m.applied_at >= started]
-    for migration in fresh:
-        click.echo(f"applied migration {migration.id}: {migration.description}")
-    version = history[-1].id if history else 0
-    if fresh:
-        click.echo(f"schema upgraded to version {version}")
-    else:
-        click.echo(f"schema up to date at version {version}")
+    for migration in applied:
+        click.echo(f"applied migration {migration}")
+    click.echo(f"schema upgraded to version {version}" if applied else f"schema up to date at version {version}")

@@ -9,12 +9,11 @@ has shipped. Pure: no I/O here, the backends run the SQL.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Migration:
-    """One schema step: applied once per database, in id order, in one transaction."""
+class Migration(NamedTuple):
+    """One schema step: applied once per database, in id order, in one transaction (a plain tuple too)."""
 
     id: int
     description: str

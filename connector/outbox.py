@@ -25,7 +25,6 @@ Event states: ``pending`` -> ``delivered`` | ``skipped`` | ``dead``; ``ignored``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
@@ -155,7 +154,7 @@ class EventRecord:
 
     ``attempt_count`` is the retry budget used so far (``attempts`` is the trail of attempts);
     ``lookup_value`` is as stored (text, also for ``id`` lookups); ``consent``, ``attributes`` and
-    ``sent`` are the JSON documents as stored.
+    ``sent`` are the JSON documents as stored. SQL backends build it with ``connector.rows.event_record``.
     """
 
     id: int
@@ -184,40 +183,6 @@ class EventRecord:
     finished_at: float | None = None
     sent: Mapping[str, Any] | None = None
     attempts: Sequence[Attempt] = field(default_factory=tuple)
-
-    @classmethod
-    def from_columns(cls, row: Mapping[str, Any], attempts: Sequence[Attempt] = ()) -> EventRecord:
-        """Build a record from an ``events`` row by column name (what every SQL backend reads).
-
-        ``consent``, ``attributes`` and ``sent`` may be JSON text (SQLite) or decoded values (jsonb).
-        """
-        return cls(
-            id=int(row["id"]),
-            integration_id=row["integration_id"],
-            state=row["state"],
-            received_at=float(row["received_at"]),
-            dedupe_key=row["dedupe_key"],
-            event_type=row["event_type"],
-            didomi_event_id=row["didomi_event_id"],
-            reason=row["reason"],
-            consent=_json_column(row["consent"]),
-            instance=row["instance"],
-            action=row["action"],
-            lookup_field=row["lookup_field"],
-            lookup_value=None if row["lookup_value"] is None else str(row["lookup_value"]),
-            partition=row["partition_name"],
-            attributes=_json_column(row["attributes"]),
-            consent_at=row["consent_at"],
-            attempt_count=int(row["attempts"]),
-            first_attempt_at=row["first_attempt_at"],
-            next_attempt_at=row["next_attempt_at"],
-            last_error=row["last_error"],
-            lead_id=row["lead_id"],
-            request_id=row["request_id"],
-            finished_at=row["finished_at"],
-            sent=_json_column(row["sent"]),
-            attempts=tuple(attempts),
-        )
 
     @property
     def fields(self) -> Mapping[str, Any]:
@@ -251,21 +216,6 @@ class EventRecord:
             "finished_at": self.finished_at,
             "sent": self.sent,
         }
-
-
-def _json_column(value: Any) -> Any:
-    if isinstance(value, str | bytes):
-        return json.loads(value) if value else None
-    return value
-
-
-@dataclass(frozen=True)
-class AppliedMigration:
-    """One numbered schema migration as the database records it."""
-
-    id: int
-    description: str
-    applied_at: float
 
 
 class IntegrationStore(Protocol):
@@ -459,18 +409,20 @@ class EventLog(Protocol):
 class Schema(Protocol):
     """Numbered migrations: applied when a store opens and by ``connector db upgrade``."""
 
-    def upgrade(self) -> list[AppliedMigration]:
-        """Apply every migration this build knows and the database lacks; return those applied now.
+    def upgrade(self) -> list[int]:
+        """Apply every migration this build knows and the database lacks; return the ids applied now.
 
-        Safe when several processes upgrade at once: each migration is applied exactly once.
+        Safe when several processes upgrade at once: each migration is applied exactly once, by one
+        of them, in one transaction with its record (a failed one leaves the previous version).
 
         Raises:
             ValueError: the database has migrations this build does not know (it is newer).
+            StoreUnavailable: the database failed.
         """
         ...
 
-    def applied_migrations(self) -> list[AppliedMigration]:
-        """The migrations the database has, in order."""
+    def schema_version(self) -> int:
+        """The highest migration id the database has (0 for none)."""
         ...
 
 

@@ -16,8 +16,8 @@ from connector.outbox import Store
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(url: str) -> Store:
-    """Open (and upgrade to this build's schema) the store named by *url*.
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the store named by *url*, applying the schema migrations it lacks unless *migrate* is False.
 
     Raises:
         ValueError: one line, never showing a password: a URL this build cannot open, or
@@ -27,11 +27,11 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
         from connector.sqlite_store import SqliteStore
 
-        return SqliteStore(url[len("sqlite:///") :])
+        return SqliteStore(url[len("sqlite:///") :], migrate=migrate)
     if url.startswith("sqlite://"):
         raise ValueError("a sqlite URL needs three slashes: sqlite:///relative.db or sqlite:////abs.db")
     if url.startswith(POSTGRES_SCHEMES):
-        return _open_postgres(url)
+        return _open_postgres(url, migrate)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise ValueError(
         f"unsupported database URL scheme {scheme[:20]!r}: use sqlite:///path/to/connector.db "
@@ -39,7 +39,7 @@ def open_store(url: str) -> Store:
     )
 
 
-def _open_postgres(url: str) -> Store:
+def _open_postgres(url: str, migrate: bool) -> Store:
     try:
         module = importlib.import_module("connector.pg_store")
     except ImportError as exc:
@@ -47,4 +47,4 @@ def _open_postgres(url: str) -> Store:
         raise ValueError(
             f"PostgreSQL URLs need the PostgreSQL store ({missing} is not installed): pip install 'connector[postgres]'"
         ) from None
-    return cast(Store, module.PostgresStore(url))
+    return cast(Store, module.PostgresStore(url, migrate=migrate))

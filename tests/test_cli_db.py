@@ -12,10 +12,7 @@ def test_upgrade_applies_then_reports_up_to_date(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
     first = run("db", "upgrade", "--db", db)
     assert first.returncode == 0, first.stderr
-    assert lines(first.stdout) == [
-        "applied migration 1: baseline: integrations, events, attempts, watermarks, lead aliases, rate budget, pauses",
-        "schema upgraded to version 1",
-    ]
+    assert lines(first.stdout) == ["applied migration 1", "schema upgraded to version 1"]
     again = run("db", "upgrade", "--db", db)
     assert again.returncode == 0 and lines(again.stdout) == ["schema up to date at version 1"]
 

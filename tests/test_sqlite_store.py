@@ -43,7 +43,7 @@ def test_a_database_from_an_earlier_version_is_migrated(tmp_path: Path) -> None:
     s.finish([Finish(event_id, "delivered", "updated", at=NOW, sent={"email": "jane@example.com", "x": True})])
     record = s.get_event(event_id)
     assert record is not None and record.sent == {"email": "jane@example.com", "x": True}
-    assert [m.id for m in s.applied_migrations()] == [1]
+    assert s.schema_version() == 1
     assert s.counts() == {"acme": {"ignored": 1, "delivered": 1}}  # the old row is kept
     s.close()
 
@@ -52,7 +52,7 @@ def test_a_database_from_just_before_numbering_is_adopted(tmp_path: Path) -> Non
     path = tmp_path / "current.db"
     _unnumbered(path, BASELINE)
     s = SqliteStore(path)
-    assert [m.id for m in s.applied_migrations()] == [1] and s.upgrade() == []
+    assert s.schema_version() == 1 and s.upgrade() == []
     assert [r.reason for r in s.list_events()] == ["user_event"]
     s.close()
 
@@ -74,9 +74,12 @@ def test_a_failed_migration_applies_nothing_of_itself(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         upgrade(s, broken)
     tables = {r[0] for r in s._connect().execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert "half" not in tables and [m.id for m in s.applied_migrations()] == [m.id for m in MIGRATIONS]
-    applied = upgrade(s, [*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "extra", "CREATE TABLE extra (x);")])
-    assert [(m.id, m.description) for m in applied] == [(len(MIGRATIONS) + 1, "extra")]
+    assert "half" not in tables and s.schema_version() == len(MIGRATIONS)
+    assert upgrade(s, [*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "extra", "CREATE TABLE extra (x);")]) == [
+        len(MIGRATIONS) + 1
+    ]
+    ledger = s._connect().execute("SELECT id, description FROM schema_migrations ORDER BY id").fetchall()
+    assert [tuple(r) for r in ledger][-1] == (len(MIGRATIONS) + 1, "extra")
     s.close()
 
 
@@ -148,3 +151,27 @@ def test_extension_hooks_keep_their_meaning(tmp_path: Path) -> None:
     thread.join()
     assert other[0] is not s._connect()  # one connection per thread
     s.close()
+
+
+def test_a_store_opened_without_migrating_leaves_the_file_alone(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "c.db", migrate=False)
+    assert s.schema_version() == 0
+    assert s.upgrade() == [m.id for m in MIGRATIONS] and s.schema_version() == len(MIGRATIONS)
+    s.close()
+
+
+def test_the_names_code_written_before_the_split_imports_still_work() -> None:
+    from connector import rows
+    from connector.sqlite_store import _dump, _event_params, _record
+
+    assert (_dump, _event_params, _record) == (rows.dump, rows.event_params, rows.event_record)
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Switching a new file to WAL fails at once ("database is locked") when two processes race; they queue."""
+    from tests.contract import procs
+
+    for n in range(6):
+        results = procs.in_processes(f"sqlite:///{tmp_path / f'race{n}.db'}", "upgrade", 4)
+        assert sorted(i for ids, _version in results for i in ids) == [m.id for m in MIGRATIONS]

@@ -42,8 +42,8 @@ def test_postgres_urls_go_to_the_postgres_store(monkeypatch: pytest.MonkeyPatch)
     opened: list[str] = []
 
     class PostgresStore:
-        def __init__(self, url: str) -> None:
-            opened.append(url)
+        def __init__(self, url: str, *, migrate: bool) -> None:
+            opened.append(f"{url} migrate={migrate}")
 
     def fake(name: str) -> Any:
         assert name == "connector.pg_store"
@@ -51,4 +51,5 @@ def test_postgres_urls_go_to_the_postgres_store(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(stores.importlib, "import_module", fake)
     assert isinstance(open_store("postgresql://app@db:5432/connector"), PostgresStore)
-    assert opened == ["postgresql://app@db:5432/connector"]
+    assert isinstance(open_store("postgres://app@db/connector", migrate=False), PostgresStore)
+    assert opened == ["postgresql://app@db:5432/connector migrate=True", "postgres://app@db/connector migrate=False"]

@@ -9,7 +9,6 @@ Each thread gets its own connection. Every SQLite failure, on reads and on write
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -36,10 +35,6 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 def marks(chunk: Sequence[Any]) -> str:
     """``?,?,?`` for an ``IN (...)`` over *chunk*."""
     return ",".join("?" * len(chunk))
-
-
-def dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
 class SqliteBase:
@@ -73,7 +68,10 @@ class SqliteBase:
             try:
                 db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
                 db.row_factory = sqlite3.Row
-                db.execute("PRAGMA journal_mode=WAL")
+                # Switching a new file to WAL answers "database is locked" at once (no busy wait) when
+                # another process does the same: processes starting together queue on the file lock.
+                with self._write_lock, self._file_lock or nullcontext():
+                    db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute("PRAGMA busy_timeout=30000")
                 db.execute("PRAGMA foreign_keys=ON")

@@ -11,7 +11,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Watermark
-from connector.sqlite.connection import SqliteBase, chunks, dump, marks
+from connector.rows import dump
+from connector.sqlite.connection import SqliteBase, chunks, marks
 
 
 class SqliteDelivery(SqliteBase):

@@ -6,13 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.outbox import Attempt, EventRecord
+from connector.rows import EVENT_COLUMNS, event_record
 from connector.sqlite.connection import SqliteBase, chunks, marks
-
-EVENT_COLUMNS = (
-    "id, integration_id, dedupe_key, received_at, event_type, didomi_event_id, state, reason, consent, "
-    "instance, action, lookup_field, lookup_value, partition_name, attributes, consent_at, attempts, "
-    "first_attempt_at, next_attempt_at, last_error, lead_id, request_id, finished_at, sent"
-)
 
 
 class SqliteEventLog(SqliteBase):
@@ -37,7 +32,7 @@ class SqliteEventLog(SqliteBase):
                     (event_id,),
                 )
             ]
-        return EventRecord.from_columns(row, attempts)
+        return event_record(row, attempts)
 
     def list_events(
         self,
@@ -64,7 +59,7 @@ class SqliteEventLog(SqliteBase):
         sql += " ORDER BY id DESC LIMIT ?"
         with self._read() as db:
             rows = db.execute(sql, (*params, limit)).fetchall()
-        return [EventRecord.from_columns(r) for r in rows]
+        return [event_record(r) for r in rows]
 
     def replay(self, event_ids: Sequence[int] | None, now: float) -> int:
         """Dead letters (all, or those among *event_ids*) back to pending with a fresh retry budget."""

@@ -11,13 +11,11 @@ from typing import Any
 
 from connector.errors import StoreUnavailable
 from connector.outbox import AddResult, NewEvent
-from connector.sqlite.connection import SqliteBase, dump
+from connector.rows import INSERT_COLUMNS, event_params
+from connector.sqlite.connection import SqliteBase
 
 INSERT_EVENT = (
-    "INSERT INTO events (integration_id, dedupe_key, received_at, event_type, didomi_event_id, "
-    "state, reason, consent, instance, action, lookup_field, lookup_value, partition_name, "
-    "lead_key, attributes, consent_at, next_attempt_at, finished_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO events ({INSERT_COLUMNS}) VALUES ({', '.join('?' * len(INSERT_COLUMNS.split(',')))}) "
     "ON CONFLICT (integration_id, dedupe_key) DO NOTHING"
 )
 
@@ -103,27 +101,3 @@ class _Intake:
     result: AddResult | None = None
     error: BaseException | None = None
     done: bool = False
-
-
-def event_params(event: NewEvent) -> tuple[Any, ...]:
-    """*event* as the parameters of ``INSERT_EVENT``."""
-    return (
-        event.integration_id,
-        event.dedupe_key,
-        event.received_at,
-        event.event_type,
-        event.didomi_event_id,
-        event.state,
-        event.reason,
-        dump(event.consent),
-        event.instance,
-        event.action,
-        event.lookup_field,
-        None if event.lookup_value is None else str(event.lookup_value),
-        event.partition,
-        event.lead_key,
-        dump(event.attributes),
-        event.consent_at,
-        event.received_at if event.state == "pending" else None,
-        None if event.state == "pending" else event.received_at,
-    )

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 
 from connector.migrations import Migration, pending
-from connector.outbox import AppliedMigration
 from connector.sqlite.connection import SqliteBase
 
 BASELINE = """
@@ -126,41 +125,40 @@ def statements(sql: str) -> list[str]:
     return found
 
 
-def applied(base: SqliteBase) -> list[AppliedMigration]:
-    """The migrations *base*'s database has, in order (none for a database from before numbering)."""
+def applied(base: SqliteBase) -> list[int]:
+    """The migration ids *base*'s database has, in order (none for a database from before numbering)."""
     with base._read() as db:
         if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone():
-            rows = db.execute("SELECT id, description, applied_at FROM schema_migrations ORDER BY id").fetchall()
-            return [AppliedMigration(int(r[0]), r[1], float(r[2])) for r in rows]
+            return [int(r[0]) for r in db.execute("SELECT id FROM schema_migrations ORDER BY id")]
     return []
 
 
 def upgrade(
     base: SqliteBase, migrations: list[Migration] = MIGRATIONS, clock: Callable[[], float] = time.time
-) -> list[AppliedMigration]:
-    """Apply the migrations *base*'s database lacks, each once even under concurrent upgrades.
+) -> list[int]:
+    """Apply the migrations *base*'s database lacks, each once even under concurrent upgrades; return their ids.
+
+    Each database records, per migration, its id, description and when it was applied.
 
     Raises:
         ValueError: the database is newer than *migrations*.
-        StoreUnavailable: the database failed; nothing of the failed step is applied.
+        StoreUnavailable: the database failed; nothing of the failed upgrade is applied.
     """
-    if not pending(migrations, [m.id for m in applied(base)]):
+    if not pending(migrations, applied(base)):
         return []  # the common case at open: a read, no write lock
-    done: list[AppliedMigration] = []
+    done: list[int] = []
     with base._write() as db:
         db.execute(_LEDGER)
-        todo = pending(migrations, [r[0] for r in db.execute("SELECT id FROM schema_migrations")])
-        for migration in todo:
+        for migration in pending(migrations, [r[0] for r in db.execute("SELECT id FROM schema_migrations")]):
             if migration.id == 1:
                 _adopt_unnumbered(db)
             for statement in statements(migration.sql):
                 db.execute(statement)
-            record = AppliedMigration(migration.id, migration.description, clock())
             db.execute(
                 "INSERT INTO schema_migrations (id, description, applied_at) VALUES (?, ?, ?)",
-                (record.id, record.description, record.applied_at),
+                (migration.id, migration.description, clock()),
             )
-            done.append(record)
+            done.append(migration.id)
     return done
 
 

@@ -1,14 +1,14 @@
 """``SqliteStore``: the embedded ``connector.outbox.Store``, one SQLite file, put together by concern.
 
 Safe for threads and for processes on one machine (not several machines: file locks over a
-network file system are not to be trusted). Migrations are applied when it opens.
+network file system are not to be trusted). Migrations are applied when it opens (unless
+``migrate=False``: ``connector db upgrade`` applies them itself, to report what it did).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from connector.outbox import AppliedMigration
 from connector.sqlite import migrations
 from connector.sqlite.budget import SqliteBudget
 from connector.sqlite.delivery import SqliteDelivery
@@ -29,15 +29,16 @@ class SqliteStore(SqliteIntake, SqliteDelivery, SqliteBudget, SqliteEventLog, Sq
         StoreUnavailable: the database cannot be opened or upgraded.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
         super().__init__(path)
-        self.upgrade()
+        if migrate:
+            self.upgrade()
 
-    def upgrade(self) -> list[AppliedMigration]:
+    def upgrade(self) -> list[int]:
         return migrations.upgrade(self)
 
-    def applied_migrations(self) -> list[AppliedMigration]:
-        return migrations.applied(self)
+    def schema_version(self) -> int:
+        return max(migrations.applied(self), default=0)
 
     def supports_listen_notify(self) -> bool:
         return False

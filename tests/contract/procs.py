@@ -75,9 +75,9 @@ def add_duplicates(store: Store, name: str, keys: Sequence[str]) -> list[tuple[s
     return out
 
 
-def upgrade(store: Store, name: str) -> list[int]:
-    store.upgrade()
-    return [m.id for m in store.applied_migrations()]
+def upgrade(store: Store, name: str) -> tuple[list[int], int]:
+    """Upgrade a store opened without migrating; return (ids this process applied, version after)."""
+    return store.upgrade(), store.schema_version()
 
 
 TASKS: dict[str, Callable[..., Any]] = {
@@ -92,7 +92,7 @@ TASKS: dict[str, Callable[..., Any]] = {
 def _child(url: str, task: str, name: str, args: tuple[Any, ...], barrier: Any, out: Any) -> None:
     try:
         barrier.wait(60)
-        store = open_store(url)  # opened at the same moment as the others (also: migrations race)
+        store = open_store(url, migrate=task != "upgrade")  # at the same moment as the others
         try:
             result = TASKS[task](store, name, *args)
         finally:
