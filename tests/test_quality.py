@@ -141,7 +141,13 @@ def test_no_import_cycles_among_connector_modules() -> None:
 
 
 def test_the_storage_layer_is_in_no_cycle_even_through_imports_inside_functions() -> None:
-    storage = {"connector.outbox", "connector.stores", "connector.sqlite_store", "connector.migrations"}
+    storage = {
+        "connector.outbox",
+        "connector.stores",
+        "connector.sqlite_store",
+        "connector.migrations",
+        "connector.rows",
+    }
     involved = [c for c in cycles(import_graph(lazy=True)) if set(c) & storage or any(".sqlite" in m for m in c)]
     assert involved == []
 
@@ -149,6 +155,8 @@ def test_the_storage_layer_is_in_no_cycle_even_through_imports_inside_functions(
 def test_the_storage_interface_imports_no_implementation() -> None:
     assert transitive_imports("connector.outbox") == {"connector.outbox"}
     assert not _third_party("connector.outbox") & {"sqlite3", "psycopg", "psycopg_pool"}
+    assert transitive_imports("connector.rows") == {"connector.rows", "connector.outbox"}  # shared, driver-free
+    assert not _third_party("connector.rows") & {"sqlite3", "psycopg", "psycopg_pool"}
 
 
 @pytest.mark.parametrize("module", ["worker", "governor", "registry", "metrics", "audit", "intake", "batching"])
