@@ -29,13 +29,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from connector.stores import open_store
-
 from bench import backlog, payloads
 from bench.phases import BATCH, CALLS_PER_WINDOW, WINDOW, _loadgen, _ms, percentile, whole_windows
 from bench.procs import Child, Sandbox, calls, free_port, limit_errors, wait_http
 from connector.outbox import Finish, Store
 from connector.registry import Registry
+from connector.stores import open_store
 
 CEILING = CALLS_PER_WINDOW * BATCH / WINDOW
 TARGET_SHARE = 0.97

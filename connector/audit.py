@@ -15,32 +15,31 @@ def iso(ts: float | None) -> str | None:
 
 
 def event_document(record: EventRecord) -> dict[str, Any]:
-    f = record.fields
-    reached = f.get("finished_at") if record.state == "delivered" else None
+    reached = record.finished_at if record.state == "delivered" else None
     lookup = None
-    if f.get("lookup_field"):
-        lookup = {"field": f.get("lookup_field"), "value": f.get("lookup_value")}
+    if record.lookup_field:
+        lookup = {"field": record.lookup_field, "value": record.lookup_value}
     return {
         "id": record.id,
         "integration": record.integration_id,
         "received_at": iso(record.received_at),
-        "event_type": f.get("event_type"),
-        "didomi_event_id": f.get("didomi_event_id"),
-        "consent": f.get("consent"),
-        "consent_time_source": consent_time_source(f.get("consent")),
+        "event_type": record.event_type,
+        "didomi_event_id": record.didomi_event_id,
+        "consent": record.consent,
+        "consent_time_source": consent_time_source(record.consent),
         "lookup": lookup,
-        "action": f.get("action"),
-        "partition": f.get("partition_name"),
-        "attributes": f.get("attributes"),
-        "sent_to_marketo": f.get("sent"),
+        "action": record.action,
+        "partition": record.partition,
+        "attributes": record.attributes,
+        "sent_to_marketo": record.sent,
         "state": record.state,
         "outcome": outcome(record),
-        "lead_id": f.get("lead_id"),
-        "marketo_request_id": f.get("request_id"),
+        "lead_id": record.lead_id,
+        "marketo_request_id": record.request_id,
         "reached_marketo_at": iso(reached),
-        "attempts_used": f.get("attempts"),
-        "next_attempt_at": iso(f.get("next_attempt_at")) if record.state == "pending" else None,
-        "last_error": f.get("last_error"),
+        "attempts_used": record.attempt_count,
+        "next_attempt_at": iso(record.next_attempt_at) if record.state == "pending" else None,
+        "last_error": record.last_error,
         "attempts": [
             {
                 "at": iso(a.at),
@@ -63,9 +62,9 @@ def consent_time_source(consent: Any) -> str | None:
 
 def outcome(record: EventRecord) -> str:
     """One line: "updated (lead 42)", "skipped: unknown user ...", "ignored: pending_approval", "dead: ..."."""
-    reason = record.fields.get("reason")
+    reason = record.reason
     if record.state == "delivered":
-        lead = record.fields.get("lead_id")
+        lead = record.lead_id
         return f"{reason or 'delivered'}" + (f" (lead {lead})" if lead is not None else "")
     if record.state == "pending":
         return "pending"

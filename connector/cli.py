@@ -380,3 +380,6 @@ from connector.cli_forget import forget as _forget  # noqa: E402
 
 main.add_command(_forget)
 main.add_command(_erasures)
+from connector.cli_db import db as _db_group  # noqa: E402 - subcommand modules register after main
+
+main.add_command(_db_group)

@@ -33,12 +33,13 @@ def load_settings(db: str | None = None) -> Settings:
 
 
 def open_service(db: str | None = None) -> Any:
+    from connector.errors import ConnectorError
     from connector.service import build
 
     settings = load_settings(db)
     try:
         return build(settings)
-    except ValueError as exc:
+    except (ValueError, ConnectorError) as exc:  # a bad URL, or a database that cannot be opened
         fail(str(exc))
 
 

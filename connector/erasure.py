@@ -40,7 +40,7 @@ from connector.erasure_rules import subject_hash as subject_hash
 from connector.erasure_rules import subject_of as subject_of
 from connector.errors import StoreUnavailable
 from connector.models import Integration
-from connector.outbox import Store
+from connector.outbox import Outbox, Store
 
 log = logging.getLogger("connector.erasure")
 
@@ -177,7 +177,7 @@ def on_user_deleted(store: Store, integration: Integration, envelope: Any, body:
     return {"status": "erased", "event_id": event_id, **result.as_dict()}
 
 
-def settle(store: Store, event_ids: Sequence[int], now: float) -> None:
+def settle(store: Outbox, event_ids: Sequence[int], now: float) -> None:
     """Erase what a worker wrote back for events of an erased person (a no-op for everyone else)."""
     from connector.erasure_sqlite import for_store
 

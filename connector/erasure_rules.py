@@ -219,7 +219,10 @@ def scrub_row(
     if state == "pending":
         leased = row.get("lease_until") is not None and float(row["lease_until"]) >= now
         plan.kind = "in_flight" if leased else "pending_skipped"
-        v.update(state="skipped", reason="erased", finished_at=now, next_attempt_at=None)
+        if leased:  # its worker records the delivery (finish only moves pending events); settle erases it then
+            v.update(next_attempt_at=None)
+        else:
+            v.update(state="skipped", reason="erased", finished_at=now, next_attempt_at=None)
     elif state == "dead":
         plan.kind = "dead_closed"
         v.update(state="skipped", reason=f"erased (was dead: {reason})")

@@ -23,42 +23,12 @@ from typing import Any
 from connector import erasure_disk
 from connector import erasure_rules as rules
 from connector.erasure import ErasureRequest, ErasureResult, Subject
+from connector.erasure_schema import ERASURE_SCHEMA
 from connector.errors import StoreUnavailable
-from connector.outbox import NewEvent, Store, lead_key
+from connector.outbox import NewEvent, lead_key
 from connector.sqlite_store import SqliteStore
 
 log = logging.getLogger("connector.erasure")
-
-#: DDL of the erasure tables (``INTEGER PRIMARY KEY AUTOINCREMENT`` is ``BIGSERIAL PRIMARY KEY`` in PostgreSQL).
-ERASURE_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS erasure_salt (
-    id INTEGER PRIMARY KEY,
-    salt TEXT NOT NULL,
-    created_at REAL NOT NULL
-)""",
-    """CREATE TABLE IF NOT EXISTS erasures (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    integration_id TEXT NOT NULL,
-    subject_hash TEXT NOT NULL,
-    requested_by TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    events INTEGER NOT NULL DEFAULT 0,
-    pending_skipped INTEGER NOT NULL DEFAULT 0,
-    in_flight INTEGER NOT NULL DEFAULT 0,
-    dead_closed INTEGER NOT NULL DEFAULT 0,
-    watermarks INTEGER NOT NULL DEFAULT 0,
-    aliases INTEGER NOT NULL DEFAULT 0,
-    clear_event_id INTEGER,
-    clear TEXT NOT NULL DEFAULT 'not_configured',
-    completed_at REAL
-)""",
-    """CREATE TABLE IF NOT EXISTS erasure_followups (
-    event_id INTEGER PRIMARY KEY,
-    erasure_id INTEGER NOT NULL,
-    kind TEXT NOT NULL
-)""",
-)
 
 _ROW = (
     "id, integration_id, dedupe_key, event_type, didomi_event_id, state, reason, consent, instance, "
@@ -83,7 +53,7 @@ _stores: weakref.WeakKeyDictionary[SqliteStore, SqliteErasureStore] = weakref.We
 _stores_lock = threading.Lock()
 
 
-def for_store(store: Store) -> SqliteErasureStore | None:
+def for_store(store: object) -> SqliteErasureStore | None:
     """The erasure store beside *store* (made once per store), or None for a store that is not SQLite."""
     if not isinstance(store, SqliteStore):
         return None
@@ -245,6 +215,13 @@ class SqliteErasureStore:
         settled = 0
         with self._secure_write() as db:
             salt = self._salt(db, now)
+            # An in-flight event whose worker died or put it back (lease gone) is never sent again: it is erased.
+            db.execute(
+                "UPDATE events SET state = 'skipped', reason = 'erased', finished_at = ?, next_attempt_at = NULL, "
+                "lease_until = NULL, lease_owner = NULL WHERE state = 'pending' AND (lease_until IS NULL OR "
+                "lease_until < ?) AND id IN (SELECT event_id FROM erasure_followups WHERE kind = 'in_flight')",
+                (now, now),
+            )
             rows = db.execute(
                 "SELECT f.erasure_id, r.at AS erased_at, e.id, e.state, e.reason, e.instance, e.lookup_field, "
                 "e.lookup_value, e.lead_key, e.lead_id, e.attributes, e.sent FROM erasure_followups f "

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from connector.outbox import Store
+from connector.outbox import RateBudget
 
 QUOTA_TIMEZONE = "America/Chicago"
 
@@ -33,7 +33,7 @@ class Governor:
 
     def __init__(
         self,
-        store: Store,
+        store: RateBudget,
         *,
         calls_per_window: int = 100,
         limits: Mapping[str, int] | None = None,

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
 
-from connector.outbox import STATES, Store
+from connector.outbox import STATES, EventLog, RateBudget
+
+
+class StatusSource(EventLog, RateBudget, Protocol):
+    """What the status views read: event counts and instance pauses."""
 
 
 class WebhookCounter:
@@ -35,7 +39,7 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(store: Store, webhooks: WebhookCounter, known_integrations: list[str], now: float) -> str:
+def render(store: StatusSource, webhooks: WebhookCounter, known_integrations: list[str], now: float) -> str:
     lines = [
         "# HELP connector_events Events in the outbox and audit trail, by integration and state.",
         "# TYPE connector_events gauge",
@@ -60,7 +64,7 @@ def render(store: Store, webhooks: WebhookCounter, known_integrations: list[str]
     return "\n".join(lines) + "\n"
 
 
-def status_document(store: Store, integration_ids: list[str], now: float) -> dict[str, Any]:
+def status_document(store: StatusSource, integration_ids: list[str], now: float) -> dict[str, Any]:
     """``{"integrations": {id: {pending, delivered, skipped, ignored, dead}}, "paused": {...}}``."""
     counts = store.counts()
     ids = sorted(set(integration_ids) | set(counts))

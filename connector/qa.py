@@ -17,9 +17,9 @@ from connector.intake import new_event
 from connector.marketo import MarketoClient
 from connector.models import Ignored, Integration, LeadUpdate, Skipped
 from connector.outbox import STATES
-from connector.stores import open_store
 from connector.service import build, remember_secrets
 from connector.settings import Settings
+from connector.stores import open_store
 
 
 def _read_payload(path: str) -> bytes:

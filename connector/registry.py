@@ -17,14 +17,14 @@ from typing import Any
 from connector import config
 from connector.errors import ConfigError, Problem
 from connector.models import Integration
-from connector.outbox import Store
+from connector.outbox import IntegrationStore
 from connector.vault import SECRET_PATHS, Vault, secret_slot
 
 
 class Registry:
     def __init__(
         self,
-        store: Store,
+        store: IntegrationStore,
         vault: Vault | None = None,
         *,
         refresh: float = 2.0,

@@ -13,9 +13,10 @@ from connector import config, logs
 from connector.fields import FieldCache, FieldInfo, fields_to_json
 from connector.governor import Governor
 from connector.models import Integration
-from connector.outbox import Store, open_store
+from connector.outbox import Store
 from connector.registry import Registry
 from connector.settings import Settings
+from connector.stores import open_store
 from connector.vault import Vault
 from connector.worker import Worker
 

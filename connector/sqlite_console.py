@@ -1,17 +1,17 @@
 """``ConsoleQueries`` on SQLite: a mixin for ``SqliteStore`` (built on its ``_connect()``), plus its indexes.
 
-Read-only; each query is one statement. The indexes are created with ``CREATE INDEX IF NOT EXISTS``
-the first time a query runs in a process, so databases made by earlier versions get them too.
+Read-only; each query is one statement. Its indexes (``INDEXES``) are SQLite migration 3.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 from connector.console_queries import SUCCESS_OUTCOMES, Search
 from connector.outbox import EventRecord
+from connector.rows import EVENT_COLUMNS, event_record
 
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_finished ON events (finished_at)",
@@ -25,25 +25,17 @@ _FINISHED = ("delivered", "skipped", "ignored", "dead")
 class SqliteConsoleQueries:
     """The console's read queries; needs ``_connect() -> sqlite3.Connection`` from the class it is mixed into."""
 
-    _console_lock = threading.Lock()
-
-    def _connect(self) -> sqlite3.Connection:  # pragma: no cover - provided by SqliteStore
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - from SqliteStore
         raise NotImplementedError
 
-    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        db = self._connect()
-        if not getattr(self, "_console_indexed", False):
-            with self._console_lock:
-                if not getattr(self, "_console_indexed", False):
-                    for statement in INDEXES:
-                        db.execute(statement)
-                    self._console_indexed = True
-        return db.execute(sql, params).fetchall()
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._read() as db:
+            return db.execute(sql, params).fetchall()
 
     def activity(self, since: float, bucket: float) -> list[tuple[int, str, int]]:
         start, width = int(since * 1000), max(1, int(bucket * 1000))
         outcomes = ",".join("?" * len(SUCCESS_OUTCOMES))
-        rows = self._read(
+        rows = self._rows(
             "SELECT (CAST(finished_at * 1000 AS BIGINT) - ?) / ? AS b, state, COUNT(*) FROM events "
             "WHERE finished_at >= ? AND state IN ('delivered', 'skipped') GROUP BY b, state "
             "UNION ALL "
@@ -55,7 +47,7 @@ class SqliteConsoleQueries:
 
     def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
         marks = ",".join("?" * len(_FINISHED))
-        rows = self._read(
+        rows = self._rows(
             "SELECT integration_id, state, COUNT(*) FROM events "
             f"WHERE finished_at >= ? AND state IN ({marks}) GROUP BY integration_id, state",
             (since, *_FINISHED),
@@ -66,24 +58,22 @@ class SqliteConsoleQueries:
         return result
 
     def oldest_pending(self) -> dict[str, float]:
-        rows = self._read(
+        rows = self._rows(
             "SELECT integration_id, MIN(received_at) FROM events WHERE state = 'pending' GROUP BY integration_id"
         )
         return {r[0]: float(r[1]) for r in rows}
 
     def last_delivery(self) -> dict[str, float]:
-        rows = self._read(
+        rows = self._rows(
             "SELECT integration_id, MAX(finished_at) FROM events WHERE state = 'delivered' GROUP BY integration_id"
         )
         return {r[0]: float(r[1]) for r in rows if r[1] is not None}
 
     def calls_since(self, since: float) -> dict[str, int]:
-        rows = self._read("SELECT instance, COUNT(*) FROM governor_calls WHERE at > ? GROUP BY instance", (since,))
+        rows = self._rows("SELECT instance, COUNT(*) FROM governor_calls WHERE at > ? GROUP BY instance", (since,))
         return {r[0]: int(r[1]) for r in rows}
 
     def search_events(self, search: Search) -> list[EventRecord]:
-        from connector.sqlite_store import _EVENT_COLUMNS, _record  # the same row shape as list_events
-
         where: list[str] = []
         params: list[Any] = []
         if search.integration_id is not None:
@@ -106,14 +96,16 @@ class SqliteConsoleQueries:
         if search.until is not None:
             where.append("received_at < ?")
             params.append(search.until)
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        sql = f"SELECT {EVENT_COLUMNS} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
-        return [_record(r, ()) for r in self._read(sql, (*params, search.limit))]
+        with self._read() as db:
+            rows = db.execute(sql, (*params, search.limit)).fetchall()
+        return [event_record(r) for r in rows]
 
     def event_ids(self, integration_id: str, state: str) -> list[int]:
-        rows = self._read(
+        rows = self._rows(
             "SELECT id FROM events WHERE integration_id = ? AND state = ? ORDER BY id", (integration_id, state)
         )
         return [int(r[0]) for r in rows]

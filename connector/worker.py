@@ -35,7 +35,7 @@ from connector.fields import FieldCache, FieldInfo, convert_attributes
 from connector.governor import Governor, Stopped
 from connector.marketo import MarketoClient, SyncResult
 from connector.models import Integration
-from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Store, Watermark, lead_key
+from connector.outbox import Attempt, Finish, Outbox, OutboxEvent, Reschedule, Watermark, lead_key
 from connector.settings import WorkerSettings
 
 log = logging.getLogger("connector.worker")
@@ -78,7 +78,7 @@ class Worker:
 
     def __init__(
         self,
-        store: Store,
+        store: Outbox,
         integrations: IntegrationSource,
         governor: Governor,
         *,

@@ -208,7 +208,7 @@ class Outbox:
             if all(r.state in states for r in records):
                 return records
             if time.monotonic() >= deadline:
-                seen = {r.id: (r.state, r.fields.get("reason"), r.fields.get("last_error")) for r in records}
+                seen = {r.id: (r.state, r.reason, r.last_error) for r in records}
                 raise TimeoutError(f"events not in {tuple(states)} within {timeout} s: {seen}")
             time.sleep(0.1)
 

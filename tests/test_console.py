@@ -456,7 +456,7 @@ def test_try_a_payload_send_goes_through_the_intake(console: Console, store: Sql
     answer = console.post("/console/integrations/acme/try", {"sample": "opt-in.json", "action": "send"})
     assert "Stored as" in answer.text
     (record,) = store.list_events()
-    assert record.state == "pending" and record.fields["lookup_value"] == "jane.doe@example.com"
+    assert record.state == "pending" and record.lookup_value == "jane.doe@example.com"
     again = console.post("/console/integrations/acme/try", {"sample": "opt-in.json", "action": "send"})
     assert "Already received as" in again.text
     assert len(store.list_events()) == 1

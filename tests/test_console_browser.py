@@ -189,7 +189,7 @@ def test_admin_journey_in_chromium(procs: Processes, page: Page, tmp_path: Path)
     page.get_by_label("Email or lead id").fill("JANE.DOE@example.com")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name=str(event_id), exact=True).click()
-    request_id = outbox.event(event_id).fields["request_id"]
+    request_id = outbox.event(event_id).request_id
     assert request_id
     expect(page.locator("code.request-id")).to_have_text(request_id)
     expect(page.locator("dd.outcome")).to_contain_text("updated")

@@ -119,16 +119,16 @@ def test_update_only_skips_unknown_user_and_upsert_creates_it(procs: Processes) 
     known = queued(server, "email", event_for("jane.doe@example.com", "e-jane"))
     skipped, updated = outbox.wait_finished([unknown, known], 20)
     assert skipped.state == "skipped"
-    assert skipped.fields["reason"].startswith("unknown user")  # shown as "skipped: unknown user: ..."
-    assert skipped.fields["attempts"] == 0 and "retry" not in outcomes(skipped)
-    assert updated.state == "delivered" and updated.fields["reason"] == "updated"
+    assert skipped.reason.startswith("unknown user")  # shown as "skipped: unknown user: ..."
+    assert skipped.attempt_count == 0 and "retry" not in outcomes(skipped)
+    assert updated.state == "delivered" and updated.reason == "updated"
     assert "new.person@example.com" not in leads_by_email(sandbox.url)  # updateOnly never creates
 
     created_id = queued(server, "upsert", event_for("new.person@example.com", "e-upsert"))
     (created,) = outbox.wait_finished([created_id], 20)
-    assert created.state == "delivered" and created.fields["reason"] == "created", created.fields
+    assert created.state == "delivered" and created.reason == "created", created
     lead = leads_by_email(sandbox.url)["new.person@example.com"]
-    assert created.fields["lead_id"] == lead["id"]
+    assert created.lead_id == lead["id"]
     assert lead["consentNewsletter"] is True and lead["consentGeolocation"] is True
     assert lead["leadPartitionId"] == 1  # upsert.json names partition "Default"
     assert leads_by_email(sandbox.url)["jane.doe@example.com"]["consentNewsletter"] is True
@@ -149,14 +149,14 @@ def test_partition_name_places_new_lead_and_unknown_partition_is_reported(procs:
         created, refused = outbox.wait_finished([eu, lost], 20)
         bodies = proxy.sync_bodies()
 
-    assert created.state == "delivered" and created.fields["reason"] == "created"
+    assert created.state == "delivered" and created.reason == "created"
     leads = leads_by_email(sandbox.url)
     assert leads["eu.person@example.com"]["leadPartitionId"] == 2  # "Europe", not Default (1)
     sent = [b for b in bodies if b["input"][0]["email"] == "eu.person@example.com"]
     assert sent and all(b["action"] == "createOrUpdate" and b["partitionName"] == "Europe" for b in sent)
 
     assert refused.state == "dead"
-    assert "1008" in refused.fields["reason"] and "Nowhere" in refused.fields["reason"]
+    assert "1008" in refused.reason and "Nowhere" in refused.reason
     assert "lost.person@example.com" not in leads
     status = procs.cli("status", "--json", db=True, check=True)
     assert json.loads(status.stdout)["integrations"]["nowhere"]["dead"] == 1
@@ -174,15 +174,15 @@ def test_lead_id_lookup_updates_that_lead_by_id(procs: Processes) -> None:
         bodies = proxy.sync_bodies()
     not_a_number = post(server, "leadid", event_for("jane.doe@example.com", "e-lead-x"))
 
-    assert updated.state == "delivered" and updated.fields["reason"] == "updated"
-    assert updated.fields["lead_id"] == 2
+    assert updated.state == "delivered" and updated.reason == "updated"
+    assert updated.lead_id == 2
     leads = {lead["id"]: lead for lead in sandbox_get(sandbox.url, "leads")}
     assert leads[2]["consentNewsletter"] is False and leads[2]["consentGeolocation"] is True
     assert leads[1].get("consentNewsletter") is None  # the other lead is untouched
     assert bodies and all(b["lookupField"] == "id" and b["action"] == "updateOnly" for b in bodies)
     sent_ids = [record["id"] for body in bodies for record in body["input"]]
     assert 2 in sent_ids and all(type(i) is int for i in sent_ids)  # ids go out as JSON integers
-    assert unknown.state == "skipped" and unknown.fields["reason"].startswith("unknown user")
+    assert unknown.state == "skipped" and unknown.reason.startswith("unknown user")
     assert not_a_number["state"] == "skipped" and "lead id" in not_a_number["reason"]
 
 
@@ -206,7 +206,7 @@ def test_tokens_expiring_mid_run_cause_no_failed_attempt(procs: Processes) -> No
     assert [r.state for r in records] == ["delivered"] * len(ids)
     failed = {r.id: [(a.outcome, a.code, a.message) for a in r.attempts if a.outcome != "updated"] for r in records}
     assert failed == {r.id: [] for r in records}
-    assert all(r.fields["attempts"] == 0 for r in records)
+    assert all(r.attempt_count == 0 for r in records)
     assert all(lead["consentNewsletter"] is True for lead in leads_by_email(sandbox.url).values())
 
 
@@ -224,14 +224,14 @@ def test_606_storm_is_survived_without_using_up_retries(procs: Processes) -> Non
     ids = [queued(server, "email", event_for(p["email"], f"e-storm-{p['id']}", newsletter=False)) for p in people]
     records = outbox.wait_finished(ids, 40)
 
-    assert [r.state for r in records] == ["delivered"] * len(ids), [r.fields["last_error"] for r in records]
+    assert [r.state for r in records] == ["delivered"] * len(ids), [r.last_error for r in records]
     stats = sandbox_get(sandbox.url, "stats")
     assert stats["errors"].get("606") == storm
     assert sandbox_get(sandbox.url, "faults")["errors"] is None  # the whole storm was spent on the connector
     assert any("rate_limited" in outcomes(r) for r in records)
     for record in records:
         assert "retry" not in outcomes(record) and "dead" not in outcomes(record)
-        assert record.fields["attempts"] == 0  # 606 does not use up a retry
+        assert record.attempt_count == 0  # 606 does not use up a retry
     assert all(lead["consentNewsletter"] is False for lead in leads_by_email(sandbox.url).values())
 
 
@@ -249,11 +249,11 @@ def test_short_outage_is_survived(procs: Processes, mode: str) -> None:
     ]
     records = outbox.wait_finished(ids, 30)
 
-    assert [r.state for r in records] == ["delivered", "delivered"], [r.fields["last_error"] for r in records]
+    assert [r.state for r in records] == ["delivered", "delivered"], [r.last_error for r in records]
     for record in records:
         assert "retry" in outcomes(record)  # it did fail during the outage
-        assert record.fields["finished_at"] >= outage_ends - 0.5  # and got through after it
-        assert 1 <= record.fields["attempts"] <= 5
+        assert record.finished_at >= outage_ends - 0.5  # and got through after it
+        assert 1 <= record.attempt_count <= 5
     leads = leads_by_email(sandbox.url)
     assert leads[JANE["email"]]["consentNewsletter"] is False
     assert leads[JOHN["email"]]["consentNewsletter"] is True
@@ -287,8 +287,8 @@ def test_long_outage_ends_in_dead_letters_that_replay_cleanly(procs: Processes) 
     replay = procs.cli("deadletters", "replay", "--all", db=True, check=True)
     assert "replayed 2 event(s)" in replay.stdout
     delivered = outbox.wait_finished(ids, 20, states=("delivered",))
-    assert all(r.fields["reason"] == "updated" and r.fields["request_id"] for r in delivered)
-    assert all(r.fields["attempts"] == 0 for r in delivered)  # replay gave a fresh retry budget
+    assert all(r.reason == "updated" and r.request_id for r in delivered)
+    assert all(r.attempt_count == 0 for r in delivered)  # replay gave a fresh retry budget
     leads = leads_by_email(sandbox.url)
     assert leads[JANE["email"]]["consentNewsletter"] is False
     assert leads[JOHN["email"]]["consentNewsletter"] is True
@@ -309,7 +309,7 @@ def test_older_consent_arriving_after_a_newer_one_is_skipped_as_stale(procs: Pro
     applied, stale = outbox.wait_finished([newer, older], 20)
 
     assert applied.state == "delivered"
-    assert stale.state == "skipped" and stale.fields["reason"].startswith("stale"), stale.fields
+    assert stale.state == "skipped" and stale.reason.startswith("stale"), stale
     assert leads_by_email(sandbox.url)[JANE["email"]]["consentNewsletter"] is False
 
 
@@ -340,8 +340,8 @@ def test_pair_pending_together_newest_consent_wins_in_either_arrival_order(
     outbox = Outbox(procs.db_url)
     newer, older = outbox.wait_finished([ids["newer"], ids["older"]], 20)
 
-    assert newer.state == "delivered", newer.fields
-    assert older.state == "skipped" and older.fields["reason"].startswith("stale"), older.fields
+    assert newer.state == "delivered", newer
+    assert older.state == "skipped" and older.reason.startswith("stale"), older
     lead = leads_by_email(sandbox.url)[JANE["email"]]
     assert lead["consentNewsletter"] is False and lead["consentNewsletterText"] == "false"
     assert sandbox_get(sandbox.url, "stats")["records_written"] == 1  # the older value was never sent
@@ -394,7 +394,7 @@ def test_events_accepted_while_marketo_is_down_are_delivered_after_a_restart(pro
     seed(sandbox.url, people)
     procs.serve(env=env)  # no --config: the integration was stored in the database
     records = outbox.wait_finished(ids, 20)
-    assert [r.state for r in records] == ["delivered"] * len(ids), [r.fields["last_error"] for r in records]
+    assert [r.state for r in records] == ["delivered"] * len(ids), [r.last_error for r in records]
     assert all(lead["consentNewsletter"] is True for lead in leads_by_email(sandbox.url).values())
 
 
@@ -424,7 +424,7 @@ def test_boolean_consent_mapped_to_a_text_field_is_sent_as_true_false(procs: Pro
     assert leads[JANE["email"]]["consentNewsletterText"] == "true"
     assert leads[JOHN["email"]]["consentNewsletterText"] == "false"
     # the audit trail records exactly what went on the wire, as proof
-    assert [r.fields["sent"] for r in records] == [sent[JANE["email"]], sent[JOHN["email"]]]
+    assert [r.sent for r in records] == [sent[JANE["email"]], sent[JOHN["email"]]]
 
 
 # -- several intake processes ----------------------------------------------------------------------

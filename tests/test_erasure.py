@@ -169,7 +169,7 @@ def test_user_deleted_webhook_forgets_the_person_and_nothing_is_left_in_the_file
     clock.advance(60)
     updated = post(client, consent(EMAIL, "e-2", enabled=False, at="2024-06-01T00:00:00Z"))["event_id"]
     before = store.get_event(delivered)
-    assert before is not None and before.state == "delivered" and before.fields["lead_id"] == 4242
+    assert before is not None and before.state == "delivered" and before.lead_id == 4242
     assert files_contain(tmp_path / "connector.db", EMAIL)  # the check below can see the email
 
     answer = post(client, user_deleted())
@@ -181,22 +181,22 @@ def test_user_deleted_webhook_forgets_the_person_and_nothing_is_left_in_the_file
     assert worker.drain() == 0  # the pending opt-out is never delivered
     record = store.get_event(delivered)
     assert record is not None
-    assert record.state == "delivered" and record.fields["request_id"] == "req-1"  # the outcome stays
-    assert record.fields["lookup_value"] == answer["subject"]  # the salted hash of the same email
-    assert record.fields["sent"] == {"email": "[erased]", "consentNewsletter": "[erased]", **_topic_and_key()}
-    assert record.fields["consent"]["erased"] == answer["erasure_id"]
-    assert "properties" not in record.fields["consent"] and record.fields["lead_id"] is None
+    assert record.state == "delivered" and record.request_id == "req-1"  # the outcome stays
+    assert record.lookup_value == answer["subject"]  # the salted hash of the same email
+    assert record.sent == {"email": "[erased]", "consentNewsletter": "[erased]", **_topic_and_key()}
+    assert record.consent["erased"] == answer["erasure_id"]
+    assert "properties" not in record.consent and record.lead_id is None
     assert outcomes(store, delivered) == ["updated", "erased"]
     skipped = store.get_event(updated)
-    assert skipped is not None and skipped.state == "skipped" and skipped.fields["reason"] == "erased"
+    assert skipped is not None and skipped.state == "skipped" and skipped.reason == "erased"
     (recorded,) = for_store(store).erasures()  # type: ignore[union-attr]
     assert recorded.requested_by == "webhook" and recorded.integration_id == "acme" and recorded.events == 2
     assert recorded.subject_hash == answer["subject"] and recorded.completed_at is not None
     request = store.get_event(answer["event_id"])
-    assert request is not None and request.state == "ignored" and request.fields["event_type"] == "user.deleted"
-    assert request.fields["didomi_event_id"] is None
+    assert request is not None and request.state == "ignored" and request.event_type == "user.deleted"
+    assert request.didomi_event_id is None
     still = store.get_event(other)
-    assert still is not None and still.fields["lookup_value"] == OTHER  # nobody else is touched
+    assert still is not None and still.lookup_value == OTHER  # nobody else is touched
 
     store.close()
     db = tmp_path / "connector.db"
@@ -221,7 +221,7 @@ def test_a_non_ascii_email_is_found_and_erased_in_every_spelling(
 
     assert answer["events_erased"] == 1
     record = store.get_event(event_id)
-    assert record is not None and record.fields["lookup_value"] == answer["subject"]
+    assert record is not None and record.lookup_value == answer["subject"]
     store.close()
     assert files_contain(tmp_path / "connector.db", email) == []
 
@@ -242,9 +242,9 @@ def test_a_digit_identifier_in_an_email_integration_is_not_taken_for_a_lead_id(
 
     assert answer["events_erased"] == 1
     record = store.get_event(john)
-    assert record is not None and record.fields["lookup_value"] == OTHER and record.fields["lead_id"] == 77
+    assert record is not None and record.lookup_value == OTHER and record.lead_id == 77
     erased = store.get_event(digits)
-    assert erased is not None and erased.fields["reason"] == "erased"
+    assert erased is not None and erased.reason == "erased"
 
 
 def test_user_deleted_must_authenticate_like_any_webhook(
@@ -262,7 +262,7 @@ def test_user_deleted_must_authenticate_like_any_webhook(
 
     assert refused.status_code == 401
     record = store.get_event(queued.json["event_id"])  # type: ignore[index]
-    assert record is not None and record.state == "pending" and record.fields["lookup_value"] == EMAIL
+    assert record is not None and record.state == "pending" and record.lookup_value == EMAIL
     assert for_store(store).erasures() == []  # type: ignore[union-attr]
 
 
@@ -278,7 +278,7 @@ def test_dead_letters_are_closed_so_a_replay_cannot_send_them(
     assert answer["dead_closed"] == 1
     record = store.get_event(dead)
     assert record is not None and record.state == "skipped"
-    assert record.fields["reason"] == "erased (was dead: Marketo 1003: bad value for [erased])"
+    assert record.reason == "erased (was dead: Marketo 1003: bad value for [erased])"
     assert store.replay(None, clock()) == 0 and worker.drain() == 0 and marketo.calls == []
 
 
@@ -310,7 +310,7 @@ def test_an_identifier_still_used_by_another_integration_is_not_vacuumed_for(
     (result,) = erasure.forget(store, registry, subject, integration_ids=["acme"], requested_by="cli", now=3.0)
     assert result.events == 1 and result.residue == "kept"
     (kept,) = store.list_events(integration_id="beta")
-    assert kept.fields["lookup_value"] == EMAIL and kept.state == "pending"
+    assert kept.lookup_value == EMAIL and kept.state == "pending"
 
 
 # -- in flight ---------------------------------------------------------------------------------
@@ -330,8 +330,8 @@ def test_an_event_in_flight_is_erased_once_its_delivery_is_recorded(
     (result,) = results
     assert result.in_flight == 1 and result.completed_at is None
     record = store.get_event(event_id)
-    assert record is not None and record.state == "delivered" and record.fields["request_id"] == "req-1"
-    assert record.fields["sent"]["email"] == "[erased]" and record.fields["lead_id"] is None
+    assert record is not None and record.state == "delivered" and record.request_id == "req-1"
+    assert record.sent["email"] == "[erased]" and record.lead_id is None
     assert store.watermarks([f"https://1.mktorest.com|email|{EMAIL.lower()}", "https://1.mktorest.com|id|4242"]) == {}
     (recorded,) = for_store(store).erasures()  # type: ignore[union-attr]
     assert recorded.completed_at is not None
@@ -355,8 +355,8 @@ def test_forget_and_clear_writes_false_and_empty_to_the_mapped_consent_fields(
     assert (action, lookup_field) == ("updateOnly", "id")  # never creates (nor deletes) a lead
     assert records == [{"id": 4242, "consentNewsletter": False, "newsletterTopics": ""}]  # not didomiUserKey
     clear = store.get_event(answer["clear_event_id"])
-    assert clear is not None and clear.state == "delivered" and clear.fields["request_id"] == "req-2"
-    assert clear.fields["event_type"] == "erasure.clear" and clear.fields["lookup_value"].startswith("hmac-sha256:")
+    assert clear is not None and clear.state == "delivered" and clear.request_id == "req-2"
+    assert clear.event_type == "erasure.clear" and clear.lookup_value.startswith("hmac-sha256:")
     (recorded,) = for_store(store).erasures()  # type: ignore[union-attr]
     assert recorded.completed_at is not None and recorded.clear == "queued"
     store.close()
@@ -388,7 +388,7 @@ def test_forget_command_erases_by_email_and_by_lead_id(
     (erased,) = json.loads(result.stdout)["erasures"]
     assert erased["requested_by"] == "cli" and erased["events_erased"] == 1
     record = store.get_event(first)
-    assert record is not None and record.fields["lookup_value"] == erased["subject"]
+    assert record is not None and record.lookup_value == erased["subject"]
 
     by_id = runner.invoke(main, ["forget", "77", "--db", db])  # John's Marketo lead id, every integration
     assert by_id.exit_code == 0, by_id.output

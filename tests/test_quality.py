@@ -85,3 +85,83 @@ def test_the_core_is_pure(module: str) -> None:
 
 def test_public_surface_is_pinned() -> None:
     assert sorted(connector.__all__) == ["ConnectorError", "__version__"]
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def import_graph(*, lazy: bool) -> dict[str, set[str]]:
+    """connector module -> the connector modules it imports (at import time, or also inside functions)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        nodes = ast.walk(tree) if lazy else iter(tree.body)
+        targets: set[str] = set()
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets.add(node.module)
+                targets.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                found.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, path)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    return found
+
+
+def test_no_import_cycles_among_connector_modules() -> None:
+    assert cycles(import_graph(lazy=False)) == []
+
+
+def test_the_storage_layer_is_in_no_cycle_even_through_imports_inside_functions() -> None:
+    storage = {
+        "connector.outbox",
+        "connector.stores",
+        "connector.sqlite_store",
+        "connector.migrations",
+        "connector.rows",
+    }
+    involved = [c for c in cycles(import_graph(lazy=True)) if set(c) & storage or any(".sqlite" in m for m in c)]
+    assert involved == []
+
+
+def test_the_storage_interface_imports_no_implementation() -> None:
+    assert transitive_imports("connector.outbox") == {"connector.outbox"}
+    assert not _third_party("connector.outbox") & {"sqlite3", "psycopg", "psycopg_pool"}
+    assert transitive_imports("connector.rows") == {"connector.rows", "connector.outbox"}  # shared, driver-free
+    assert not _third_party("connector.rows") & {"sqlite3", "psycopg", "psycopg_pool"}
+
+
+@pytest.mark.parametrize("module", ["worker", "governor", "registry", "metrics", "audit", "intake", "batching"])
+def test_callers_type_against_a_narrow_storage_protocol_not_an_implementation(module: str) -> None:
+    imported = imports_of(PACKAGE / f"{module}.py")
+    assert "connector.outbox.Store" not in imported
+    assert not {i for i in imported if i.startswith(("connector.sqlite", "connector.stores", "connector.pg_store"))}
+    assert "sqlite3" not in {i.split(".")[0] for i in imported}

@@ -69,9 +69,9 @@ def test_confirmed_consent_is_queued_with_mapped_attributes(
     assert response.json["status"] == "queued"
     record = store.get_event(response.json["event_id"])
     assert record is not None and record.state == "pending"
-    assert record.fields["attributes"] == {"consentNewsletter": True, "consentGeolocation": True}
-    assert record.fields["lookup_value"] == "jane.doe@example.com"
-    assert record.fields["instance"] == "https://123-ABC-456.mktorest.com"  # normalised from .../rest
+    assert record.attributes == {"consentNewsletter": True, "consentGeolocation": True}
+    assert record.lookup_value == "jane.doe@example.com"
+    assert record.instance == "https://123-ABC-456.mktorest.com"  # normalised from .../rest
     assert app.config["wakes"] == [1]
 
 
@@ -100,7 +100,7 @@ def test_events_we_do_not_act_on_are_recorded_as_ignored(
     assert response.status_code == 202
     assert response.json["status"] == "ignored" and response.json["reason"] == reason
     record = store.get_event(response.json["event_id"])
-    assert record is not None and record.state == "ignored" and record.fields["reason"] == reason
+    assert record is not None and record.state == "ignored" and record.reason == reason
 
 
 def test_unknown_types_are_ignored_not_refused(client: FlaskClient) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -78,8 +77,8 @@ def test_events_for_many_leads_leave_in_calls_of_300(store: SqliteStore, clock: 
     assert calls[0]["input"][0] == {"email": "u0@x.com", "consentNewsletter": True}
     assert store.counts() == {"acme": {"delivered": 650}}
     record = store.get_event(ids[0])
-    assert record is not None and record.fields["request_id"] == "a1#18c" and record.fields["lead_id"] == 100
-    assert record.fields["sent"] == {"email": "u0@x.com", "consentNewsletter": True}  # the proof of what was sent
+    assert record is not None and record.request_id == "a1#18c" and record.lead_id == 100
+    assert record.sent == {"email": "u0@x.com", "consentNewsletter": True}  # the proof of what was sent
     assert marketo.request_history[1].headers["Authorization"] == "Bearer tok"
 
 
@@ -102,8 +101,8 @@ def test_unknown_user_is_skipped_and_neighbours_are_not_affected(
     make_worker(store, clock).drain()
     states = {i: store.get_event(i) for i in (a, b, c)}
     assert states[a].state == "delivered"  # type: ignore[union-attr]
-    assert states[b].state == "skipped" and "unknown user" in states[b].fields["reason"]  # type: ignore[union-attr]
-    assert states[c].state == "dead" and "1006" in states[c].fields["reason"]  # type: ignore[union-attr]
+    assert states[b].state == "skipped" and "unknown user" in states[b].reason  # type: ignore[union-attr]
+    assert states[c].state == "dead" and "1006" in states[c].reason  # type: ignore[union-attr]
     assert len(lead_calls(marketo)) == 1
 
 
@@ -119,7 +118,7 @@ def test_rate_limit_backs_off_without_using_a_retry(store: SqliteStore, clock: C
     worker = make_worker(store, clock, rate_backoff=20.0)
     worker.drain()
     record = store.get_event(event_id)
-    assert record is not None and record.state == "pending" and record.fields["attempts"] == 0
+    assert record is not None and record.state == "pending" and record.attempt_count == 0
     clock.advance(20.0)
     worker.drain()
     record = store.get_event(event_id)
@@ -149,8 +148,8 @@ def test_five_retries_within_five_minutes_then_dead_then_replay(
         clock.advance(1.0)
     assert attempt_times == [0.0, 10.0, 40.0, 100.0, 190.0, 290.0]  # first attempt + five retries
     assert attempt_times[-1] <= 300
-    assert record.fields["last_error"].startswith("gave up after 6 attempts: Marketo 611")
-    assert record.fields["request_id"] == "r#9"
+    assert record.last_error.startswith("gave up after 6 attempts: Marketo 611")
+    assert record.request_id == "r#9"
     # replay after Marketo recovers
     marketo.post(LEADS, json=ok_for_each())
     assert store.replay([event_id], clock()) == 1
@@ -173,9 +172,9 @@ def test_daily_quota_parks_events_until_the_reset(store: SqliteStore, clock: Clo
     worker = make_worker(store, clock)
     worker.drain()
     record = store.get_event(event_id)
-    assert record is not None and record.state == "pending" and record.fields["attempts"] == 0
+    assert record is not None and record.state == "pending" and record.attempt_count == 0
     pause = store.pauses(clock())[INSTANCE]
-    assert record.fields["next_attempt_at"] == pause[0] > clock() + 60
+    assert record.next_attempt_at == pause[0] > clock() + 60
     worker.drain()
     assert len(lead_calls(marketo)) == 1  # nothing sent while paused
 
@@ -210,7 +209,7 @@ def test_an_older_consent_never_overwrites_a_newer_one(store: SqliteStore, clock
     late = store.add_event(pending_event("a@x.com", {"consentNewsletter": True}, "2026-01-01T09:00:00.000000Z"))
     worker.drain()
     record = store.get_event(late.event_id)
-    assert record is not None and record.state == "skipped" and record.fields["reason"].startswith("stale")
+    assert record is not None and record.state == "skipped" and record.reason.startswith("stale")
     assert len(lead_calls(marketo)) == 1
 
 
@@ -224,14 +223,14 @@ def test_bad_credentials_dead_letter_with_a_clear_reason(
     make_worker(store, clock).drain()
     record = store.get_event(event_id)
     assert record is not None and record.state == "dead"
-    assert "client" in record.fields["reason"].lower() and "s3cr3t" not in json.dumps(record.fields)
+    assert "client" in record.reason.lower() and "s3cr3t" not in repr(record)
 
 
 def test_deleted_integration_dead_letters(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
     event_id = store.add_event(pending_event(integration_id="gone", received_at=clock())).event_id
     make_worker(store, clock).drain()
     record = store.get_event(event_id)
-    assert record is not None and record.state == "dead" and "no longer exists" in record.fields["reason"]
+    assert record is not None and record.state == "dead" and "no longer exists" in record.reason
 
 
 def test_ordering_holds_across_email_and_lead_id_lookups(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
@@ -245,7 +244,7 @@ def test_ordering_holds_across_email_and_lead_id_lookups(store: SqliteStore, clo
     )
     worker.drain()
     record = store.get_event(late.event_id)
-    assert record is not None and record.state == "skipped" and "stale" in record.fields["reason"]
+    assert record is not None and record.state == "skipped" and "stale" in record.reason
     assert len(lead_calls(marketo)) == 1
 
 

@@ -17,9 +17,10 @@ from werkzeug.exceptions import HTTPException
 
 from connector import webhook_auth
 from connector.errors import IntakeError, StoreUnavailable
-from connector.outbox import Store, open_store
+from connector.outbox import Store
 from connector.registry import Registry
 from connector.settings import Settings, from_env
+from connector.stores import open_store
 from connector.vault import Vault
 from connector.web.admin import admin
 from connector.web.console import console

@@ -6,7 +6,8 @@ import logging
 
 from flask import Response, current_app, g, redirect, render_template, request, url_for
 
-from connector.web.console import admin_token, check_csrf, console, session
+import connector.web.console.session as session
+from connector.web.console.base import admin_token, check_csrf, console
 from connector.web.runtime import runtime
 
 log = logging.getLogger("connector.web.console")

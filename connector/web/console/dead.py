@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from connector.audit import event_document
 from connector.console_queries import Search
 from connector.errors import PayloadError
-from connector.web.console import console
+from connector.web.console.base import console
 from connector.web.console.events import selected_ids
 from connector.web.console.overview import queries
 from connector.web.runtime import INTEGRATION_ID, runtime

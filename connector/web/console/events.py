@@ -14,7 +14,7 @@ from connector.audit import event_document
 from connector.console_queries import Search
 from connector.errors import NotFoundError, PayloadError
 from connector.outbox import STATES, EventRecord
-from connector.web.console import console
+from connector.web.console.base import console
 from connector.web.console.overview import queries
 from connector.web.runtime import INTEGRATION_ID, MAX_EVENT_ID, runtime
 

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from connector import config, events, mapping
 from connector.errors import ConfigError, DeliveryError, NotFoundError, PayloadError, Problem
 from connector.models import Ignored, Integration, Skipped
-from connector.web.console import ConsoleRefusal, console
+from connector.web.console.base import ConsoleRefusal, console
 from connector.web.intake import accept
 from connector.web.runtime import INTEGRATION_ID, runtime
 

@@ -10,7 +10,7 @@ from flask import render_template, request, url_for
 from connector.audit import iso
 from connector.console_queries import ConsoleQueries, bucket_series
 from connector.errors import StoreUnavailable
-from connector.web.console import console
+from connector.web.console.base import console
 from connector.web.console.chart import activity_svg
 from connector.web.runtime import Runtime, runtime
 

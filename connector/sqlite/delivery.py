@@ -1,0 +1,174 @@
+"""The worker's side of the SQLite outbox: leases per lead, outcomes, watermarks and aliases.
+
+``claim`` is select-then-update, safe because ``BEGIN IMMEDIATE`` serialises every writer on the
+file: no two claims (threads or processes) run at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Watermark
+from connector.rows import dump
+from connector.sqlite.connection import SqliteBase, chunks, marks
+
+
+class SqliteDelivery(SqliteBase):
+    """``Outbox``'s worker methods (see ``connector.outbox.Outbox`` for the guarantees)."""
+
+    def claim(self, now: float, limit: int, lease_until: float, owner: str) -> list[OutboxEvent]:
+        """Lease up to *limit* due events whose lead has no event leased elsewhere (per-lead serialisation)."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, integration_id, instance, action, lookup_field, lookup_value, partition_name, "
+                "attributes, consent_at, attempts, first_attempt_at, received_at, next_attempt_at, lead_key "
+                "FROM events WHERE state = 'pending' AND next_attempt_at <= ? "
+                "AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at, id LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            keys = sorted({r["lead_key"] for r in rows})
+            busy: set[str] = set()
+            for chunk in chunks(keys):
+                busy.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT DISTINCT lead_key FROM events WHERE lease_until IS NOT NULL "
+                        f"AND lease_until >= ? AND lead_key IN ({marks(chunk)})",
+                        (now, *chunk),
+                    )
+                )
+            chosen = [r for r in rows if r["lead_key"] not in busy]
+            ids = [r["id"] for r in chosen]
+            for chunk in chunks(ids):
+                db.execute(
+                    f"UPDATE events SET lease_until = ?, lease_owner = ? WHERE id IN ({marks(chunk)})",
+                    (lease_until, owner, *chunk),
+                )
+        return [
+            OutboxEvent(
+                id=r["id"],
+                integration_id=r["integration_id"],
+                instance=r["instance"],
+                action=r["action"],
+                lookup_field=r["lookup_field"],
+                lookup_value=int(r["lookup_value"]) if r["lookup_field"] == "id" else r["lookup_value"],
+                partition=r["partition_name"],
+                attributes=json.loads(r["attributes"] or "{}"),
+                consent_at=r["consent_at"] or "",
+                attempts=r["attempts"],
+                first_attempt_at=r["first_attempt_at"],
+                received_at=r["received_at"],
+                due_at=r["next_attempt_at"],
+            )
+            for r in chosen
+        ]
+
+    def release(self, event_ids: Iterable[int]) -> None:
+        ids = list(event_ids)
+        with self._write() as db:
+            for chunk in chunks(ids):
+                db.execute(
+                    f"UPDATE events SET lease_until = NULL, lease_owner = NULL WHERE id IN ({marks(chunk)})",
+                    tuple(chunk),
+                )
+
+    def lease_owners(self) -> list[str]:
+        with self._read() as db:
+            rows = db.execute("SELECT DISTINCT lease_owner FROM events WHERE lease_owner IS NOT NULL").fetchall()
+        return [r[0] for r in rows]
+
+    def release_orphans(self, owners: Iterable[str]) -> int:
+        released = 0
+        with self._write() as db:
+            for owner in owners:
+                released += db.execute(
+                    "UPDATE events SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?", (owner,)
+                ).rowcount
+                db.execute(
+                    "DELETE FROM governor_slots WHERE substr(holder, 1, ?) = ?",
+                    (len(owner), owner),
+                )
+        return released
+
+    def finish(
+        self,
+        finishes: Sequence[Finish],
+        watermarks: Sequence[Watermark] = (),
+        aliases: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO lead_aliases (lead_key, canonical_key) VALUES (?, ?) "
+                "ON CONFLICT (lead_key) DO UPDATE SET canonical_key = excluded.canonical_key",
+                list(aliases),
+            )
+            db.executemany(
+                "UPDATE events SET state = ?, reason = ?, lead_id = COALESCE(?, lead_id), "
+                "request_id = COALESCE(?, request_id), finished_at = ?, lease_until = NULL, "
+                "lease_owner = NULL, last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END, "
+                "sent = COALESCE(?, sent) WHERE id = ? AND state = 'pending'",
+                [
+                    (f.state, f.reason, f.lead_id, f.request_id, f.at, f.state, f.reason, dump(f.sent), f.event_id)
+                    for f in finishes
+                ],
+            )
+            log_attempts(db, [f.attempt for f in finishes if f.attempt is not None])
+            db.executemany(
+                "INSERT INTO watermarks (lead_key, attribute, consent_at, event_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (lead_key, attribute) DO UPDATE SET consent_at = excluded.consent_at, "
+                "event_id = excluded.event_id WHERE excluded.consent_at > watermarks.consent_at",
+                [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks],
+            )
+
+    def reschedule(self, items: Sequence[Reschedule]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE events SET next_attempt_at = ?, attempts = attempts + ?, "
+                "first_attempt_at = COALESCE(first_attempt_at, ?), last_error = COALESCE(?, last_error), "
+                "lease_until = NULL, lease_owner = NULL WHERE id = ? AND state = 'pending'",
+                [
+                    (r.next_attempt_at, 1 if r.count_attempt else 0, r.first_attempt_at, r.error, r.event_id)
+                    for r in items
+                ],
+            )
+            log_attempts(db, [r.attempt for r in items if r.attempt is not None])
+
+    def watermarks(self, lead_keys: Sequence[str]) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        keys = list(dict.fromkeys(lead_keys))
+        with self._read() as db:
+            for chunk in chunks(keys):
+                for r in db.execute(
+                    f"SELECT lead_key, attribute, consent_at FROM watermarks WHERE lead_key IN ({marks(chunk)})",
+                    tuple(chunk),
+                ):
+                    found[(r[0], r[1])] = r[2]
+        return found
+
+    def aliases(self, lead_keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        keys = list(dict.fromkeys(lead_keys))
+        with self._read() as db:
+            for chunk in chunks(keys):
+                for r in db.execute(
+                    f"SELECT lead_key, canonical_key FROM lead_aliases WHERE lead_key IN ({marks(chunk)})",
+                    tuple(chunk),
+                ):
+                    found[r[0]] = r[1]
+        return found
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database answers a read."""
+        with self._read() as db:
+            db.execute("SELECT COUNT(*) FROM integrations").fetchone()
+
+
+def log_attempts(db: sqlite3.Connection, attempts: Sequence[Attempt]) -> None:
+    db.executemany(
+        "INSERT INTO attempts (event_id, at, outcome, request_id, code, message) VALUES (?, ?, ?, ?, ?, ?)",
+        [(a.event_id, a.at, a.outcome, a.request_id, a.code, a.message) for a in attempts],
+    )
