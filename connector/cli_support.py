@@ -33,12 +33,13 @@ def load_settings(db: str | None = None) -> Settings:
 
 
 def open_service(db: str | None = None) -> Any:
+    from connector.errors import StoreUnavailable
     from connector.service import build
 
     settings = load_settings(db)
     try:
         return build(settings)
-    except ValueError as exc:
+    except (ValueError, StoreUnavailable) as exc:
         fail(str(exc))
 
 

@@ -208,10 +208,12 @@ class Store(Protocol):
 
 
 def open_store(url: str) -> Store:
-    """Open the store named by a URL: ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``.
+    """Open the store named by a URL: ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``,
+    ``postgresql://user:password@host:5432/db`` (or ``postgres://``).
 
     Raises:
-        ValueError: for a URL scheme this build does not support.
+        ValueError: for a URL scheme this build does not support, or a malformed URL.
+        StoreUnavailable: the PostgreSQL server cannot be reached or refuses the credentials.
     """
     from connector.sqlite_store import SqliteStore
 
@@ -219,5 +221,27 @@ def open_store(url: str) -> Store:
         return SqliteStore(url[len("sqlite:///") :])
     if url.startswith("sqlite://"):
         raise ValueError("a sqlite URL needs three slashes: sqlite:///relative.db or sqlite:////abs.db")
+    if url.startswith(("postgresql://", "postgres://")):
+        return _open_postgres(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
-    raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/connector.db")
+    raise ValueError(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/connector.db "
+        "or postgresql://user@host:5432/db"
+    )
+
+
+def _open_postgres(url: str) -> Store:
+    """``PostgresStore`` with the pool settings from the environment (needs the ``postgres`` extra)."""
+    import os
+
+    try:
+        from connector.pg_store import PostgresStore
+    except ImportError as exc:
+        raise ValueError(
+            f"a postgresql:// database needs the PostgreSQL driver: pip install 'connector[postgres]' ({exc.name})"
+        ) from None
+    return PostgresStore(
+        url,
+        pool_size=int(os.environ.get("CONNECTOR_PG_POOL_SIZE") or 10),
+        timeout=float(os.environ.get("CONNECTOR_PG_TIMEOUT") or 5),
+    )
