@@ -78,6 +78,9 @@ class PostgresStore:
                 "options": "-c idle_in_transaction_session_timeout=60000",
             },
             check=ConnectionPool.check_connection,
+            # give up a reconnection attempt (and its growing backoff) soon, so the next request starts a
+            # fresh one at once: after an outage the pool is back within seconds of the server
+            reconnect_timeout=max(10.0, 2 * timeout),
             name="connector",
             open=True,
         )
