@@ -34,8 +34,9 @@ _names = itertools.count(1)
 class PgServer:
     """One PostgreSQL server: ``url(db)``, ``stop()``, ``start()``, ``restart()``, ``create_database()``."""
 
-    def __init__(self, base: Path | None = None, *, external_url: str | None = None) -> None:
+    def __init__(self, base: Path | None = None, *, external_url: str | None = None, durable: bool = False) -> None:
         self.external_url = external_url
+        self.durable = durable  # False: fsync off, for speed (a test server never survives a power cut anyway)
         self.base = base
         self.port = 0
         self.host = "127.0.0.1"
@@ -131,10 +132,9 @@ class PgServer:
 
     def start(self) -> None:
         assert self.external_url is None, "an external server is not started by the tests"
-        options = (
-            f"-h {self.host} -p {self.port} -k {self.data} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB"
-        )
+        options = f"-h {self.host} -p {self.port} -k {self.data} -c max_connections=300 -c shared_buffers=64MB"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start")
 
     def stop(self, mode: str = "fast") -> None:

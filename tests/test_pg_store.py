@@ -11,6 +11,7 @@ import multiprocessing
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,22 @@ from tests.conftest import pending_event
 
 NOW = 1_790_000_000.0
 _ctx = multiprocessing.get_context("spawn")  # a fresh interpreter per process, like another machine
+
+
+def _race(target: Callable[..., None], args_for: Callable[[int], tuple[Any, ...]], count: int = 4) -> list[Any]:
+    """Run *count* processes of *target*, released together by a barrier; return what each put on its queue.
+
+    *target* is called as ``target(*args_for(n), barrier, queue)`` and must ``barrier.wait()`` once ready.
+    """
+    barrier, out = _ctx.Barrier(count + 1), _ctx.Queue()
+    procs = [_ctx.Process(target=target, args=(*args_for(n), barrier, out)) for n in range(count)]
+    for p in procs:
+        p.start()
+    barrier.wait(60)  # every process connected and ready: they start together
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    return results
 
 
 def _claimer(url: str, name: str, start: Any, out: Any) -> None:
@@ -62,15 +79,7 @@ def test_processes_racing_to_claim_never_share_an_event_or_a_lead(pg_url: str) -
     # 600 events of 40 leads in random order, so neighbouring claims keep meeting the same leads
     leads = random.Random(8).choices(range(40), k=600)
     store.add_events(pending_event(f"lead{n}@x.com", received_at=NOW, key=f"e{i}") for i, n in enumerate(leads))
-    start = _ctx.Barrier(5)
-    out = _ctx.Queue()
-    procs = [_ctx.Process(target=_claimer, args=(pg_url, f"m{n}", start, out)) for n in range(4)]
-    for p in procs:
-        p.start()
-    start.wait(60)  # every process connected and ready: they start claiming together
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(30)
+    results = _race(_claimer, lambda n: (pg_url, f"m{n}"))
     every = [i for _name, ids, _o in results for i in ids]
     assert sum(o for _n, _i, o in results) == 0  # no lead ever held by two processes at once
     assert len(every) == len(set(every)) == 600  # every event claimed exactly once
@@ -91,14 +100,7 @@ def _take_budget(url: str, start: Any, out: Any) -> None:
 
 def test_the_call_budget_holds_summed_over_processes(pg_url: str) -> None:
     PostgresStore(pg_url).close()
-    start, out = _ctx.Barrier(5), _ctx.Queue()
-    procs = [_ctx.Process(target=_take_budget, args=(pg_url, start, out)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    start.wait(60)
-    granted = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(30)
+    granted = _race(_take_budget, lambda n: (pg_url,))
     assert sum(granted) == 100  # 240 asked, the window allows 100: not one more, not one fewer
 
 
@@ -125,14 +127,7 @@ def _open(url: str, start: Any, out: Any) -> None:
 
 
 def test_processes_opening_a_fresh_database_at_once_migrate_it_once(pg_url: str) -> None:
-    start, out = _ctx.Barrier(5), _ctx.Queue()
-    procs = [_ctx.Process(target=_open, args=(pg_url, start, out)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    start.wait(60)
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(30)
+    results = _race(_open, lambda n: (pg_url,))
     assert results == [("ok", latest_version())] * 4
     with psycopg.connect(pg_url) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]

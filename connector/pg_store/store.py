@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -77,7 +79,7 @@ class PostgresStore:
                 "connect_timeout": max(1, round(timeout)),
                 "options": "-c idle_in_transaction_session_timeout=60000",
             },
-            check=ConnectionPool.check_connection,
+            check=_check_if_idle,
             # give up a reconnection attempt (and its growing backoff) soon, so the next request starts a
             # fresh one at once: after an outage the pool is back within seconds of the server
             reconnect_timeout=max(10.0, 2 * timeout),
@@ -118,8 +120,10 @@ class PostgresStore:
             StoreUnavailable: for every driver or pool error (nothing of the block was committed).
         """
         try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield cur
+            with self._pool.connection() as conn:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+                _last_ok[conn] = time.monotonic()  # it answered: lend it unchecked for a while
         except PoolTimeout as exc:  # the pool logs why it cannot connect (psycopg.pool warnings)
             raise StoreUnavailable(f"{self.target} unavailable: no connection within {self.timeout:g} s") from exc
         except psycopg.Error as exc:
@@ -470,6 +474,22 @@ class PostgresStore:
                 "SELECT instance, until, reason FROM instance_pauses WHERE until > %s", (now,)
             ).fetchall()
         return {r[0]: (float(r[1]), r[2]) for r in rows}
+
+
+#: When each pooled connection last completed a transaction, for ``_check_if_idle``.
+_last_ok: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+_IDLE_CHECK_AFTER = 1.0
+
+
+def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """Check a connection idle for over a second before lending it (one round trip), not a busy one.
+
+    After the server restarts, idle connections are dead: the check replaces them before use, so the
+    first requests after an outage do not fail. A connection that just worked is lent unchecked,
+    which keeps the round trip off the hot path under load.
+    """
+    if time.monotonic() - _last_ok.get(conn, 0.0) > _IDLE_CHECK_AFTER:
+        ConnectionPool.check_connection(conn)
 
 
 def _one(cur: psycopg.Cursor[Any]) -> Any:
