@@ -240,8 +240,15 @@ def _open_postgres(url: str) -> Store:
         raise ValueError(
             f"a postgresql:// database needs the PostgreSQL driver: pip install 'connector[postgres]' ({exc.name})"
         ) from None
+    settings = {}
+    for name, default in (("CONNECTOR_PG_POOL_SIZE", "10"), ("CONNECTOR_PG_TIMEOUT", "5")):
+        text = os.environ.get(name) or default
+        try:
+            settings[name] = float(text)
+        except ValueError:
+            raise ValueError(f"{name}: {text!r} is not a number") from None
+        if settings[name] <= 0:
+            raise ValueError(f"{name}: must be above 0, not {text}")
     return PostgresStore(
-        url,
-        pool_size=int(os.environ.get("CONNECTOR_PG_POOL_SIZE") or 10),
-        timeout=float(os.environ.get("CONNECTOR_PG_TIMEOUT") or 5),
+        url, pool_size=int(settings["CONNECTOR_PG_POOL_SIZE"]), timeout=settings["CONNECTOR_PG_TIMEOUT"]
     )

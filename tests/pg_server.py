@@ -38,10 +38,15 @@ class PgServer:
         self.external_url = external_url
         self.durable = durable  # False: fsync off, for speed (a test server never survives a power cut anyway)
         self.base = base
-        self.port = 0
+        self.port: int | str = 0
         self.host = "127.0.0.1"
         self._system_user: str | None = None
-        if external_url is None:
+        if external_url is not None:
+            from psycopg.conninfo import conninfo_to_dict
+
+            params = conninfo_to_dict(external_url)
+            self.host, self.port = str(params.get("host") or "localhost"), str(params.get("port") or 5432)
+        else:
             assert base is not None
             self._init_cluster(base)
             self.port = _free_port()
@@ -50,21 +55,27 @@ class PgServer:
     # -- urls ---------------------------------------------------------------------------------
     def url(self, database: str = "postgres", *, password: str | None = None) -> str:
         if self.external_url is not None:
-            from psycopg.conninfo import conninfo_to_dict, make_conninfo
+            from urllib.parse import quote
+
+            from psycopg.conninfo import conninfo_to_dict
 
             params = conninfo_to_dict(self.external_url)
-            params["dbname"] = database
-            if password is not None:
-                params["password"] = password
-            return make_conninfo(**params)  # type: ignore[arg-type]
+            pw = str(params.get("password") or "") if password is None else password
+            auth = quote(str(params.get("user") or ""), safe="") + (":" + quote(pw, safe="") if pw else "")
+            host, port = params.get("host") or "localhost", params.get("port") or 5432
+            return f"postgresql://{auth}@{host}:{port}/{database}"
         pw = PASSWORD if password is None else password
         return f"postgresql://{USER}:{pw}@{self.host}:{self.port}/{database}"
+
+    def admin_url(self) -> str:
+        """A URL of a role that may create databases (the external one as given)."""
+        return self.external_url or self.url()
 
     def create_database(self) -> str:
         import psycopg
 
         name = f"t{os.getpid()}_{next(_names)}_{int(time.time() * 1000) % 100000}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
+        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return name
 
@@ -72,7 +83,7 @@ class PgServer:
         import psycopg
 
         try:
-            with psycopg.connect(self.url(), autocommit=True, connect_timeout=5) as conn:
+            with psycopg.connect(self.admin_url(), autocommit=True, connect_timeout=5) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         except psycopg.Error:
             pass  # a server stopped by the test: the whole cluster goes at the end anyway

@@ -209,3 +209,10 @@ def test_restarting_postgresql_under_load_loses_no_acknowledged_event(
         status = json.loads(procs.cli("status", "--json", db=True, check=True).stdout)
         assert status["integrations"]["acme"]["delivered"] == len(sender.accepted)
         assert server.alive
+
+
+@pytest.mark.parametrize(("name", "value"), [("CONNECTOR_PG_POOL_SIZE", "many"), ("CONNECTOR_PG_TIMEOUT", "0")])
+def test_bad_pool_settings_name_the_variable(name: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        open_store("postgresql://connector@127.0.0.1:1/connector")

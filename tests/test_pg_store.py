@@ -8,7 +8,10 @@ test_worker.py with ``CONNECTOR_TEST_STORE=postgres``; these tests add what only
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +25,7 @@ from connector.outbox import Finish, NewEvent
 from connector.pg_store import PostgresStore
 from connector.pg_store.schema import latest_version
 from tests.conftest import pending_event
+from tests.pg_server import PgServer
 
 NOW = 1_790_000_000.0
 _ctx = multiprocessing.get_context("spawn")  # a fresh interpreter per process, like another machine
@@ -223,3 +227,23 @@ def test_open_store_accepts_postgres_urls(pg_url: str, scheme: str) -> None:
     assert isinstance(store, PostgresStore)
     store.ping()
     store.close()
+
+
+@pytest.mark.slow
+def test_the_store_tests_pass_on_postgresql(pg_server: PgServer) -> None:
+    """Parity: the SQLite store's own tests (outbox, governor, worker) run unchanged on PostgreSQL."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "CONNECTOR_TEST_STORE": "postgres", "CONNECTOR_TEST_POSTGRES_URL": pg_server.admin_url()}
+    files = ["tests/test_outbox.py", "tests/test_governor.py", "tests/test_worker.py"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "skipped" not in summary, summary
