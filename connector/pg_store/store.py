@@ -17,41 +17,22 @@ open while anything else happens. How the shared guarantees hold without SQLite'
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
 
-from connector.errors import StoreUnavailable
 from connector.outbox import AddResult, Attempt, EventRecord, Finish, NewEvent, OutboxEvent, Reschedule, Watermark
 from connector.pg_store import budget, schema
+from connector.pg_store import rows as rowmap
 from connector.pg_store.connection import CHANNEL, Listener, Target, connect, parse_url, unavailable
+from connector.pg_store.pool import Pool
 
 # The row codec is the SQLite store's: both stores keep the same columns and JSON text encoding.
 from connector.sqlite_store import _dump, _event_params, _record
-
-_EVENT_COLUMNS = (
-    "id, integration_id, dedupe_key, received_at, event_type, didomi_event_id, state, reason, consent, "
-    "instance, action, lookup_field, lookup_value, partition_name, attributes, consent_at, attempts, "
-    "first_attempt_at, next_attempt_at, last_error, lead_id, request_id, finished_at, sent"
-)
-_INSERT_EVENT = (
-    "INSERT INTO events (integration_id, dedupe_key, received_at, event_type, didomi_event_id, "
-    "state, reason, consent, instance, action, lookup_field, lookup_value, partition_name, "
-    "lead_key, attributes, consent_at, next_attempt_at, finished_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (integration_id, dedupe_key) DO NOTHING"
-)
-_ADD_LEADS = (
-    "INSERT INTO leads (lead_key) SELECT DISTINCT k FROM unnest(%s::text[]) AS k ORDER BY k ON CONFLICT DO NOTHING"
-)
 
 
 class PostgresStore:
@@ -70,22 +51,7 @@ class PostgresStore:
         self.timeout = timeout
         if migrate:
             self.upgrade()
-        self._pool: ConnectionPool[Any] = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=max(1, pool_size),
-            timeout=timeout,
-            kwargs={
-                "connect_timeout": max(1, round(timeout)),
-                "options": "-c idle_in_transaction_session_timeout=60000",
-            },
-            check=_check_if_idle,
-            # give up a reconnection attempt (and its growing backoff) soon, so the next request starts a
-            # fresh one at once: after an outage the pool is back within seconds of the server
-            reconnect_timeout=max(10.0, 2 * timeout),
-            name="connector",
-            open=True,
-        )
+        self._pool = Pool(self.target, size=pool_size, timeout=timeout)
         self._listeners: list[Listener] = []
         self._closed = threading.Event()
 
@@ -104,7 +70,7 @@ class PostgresStore:
     def schema_version(self) -> int:
         with self._tx() as cur:
             cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            return int(_one(cur)[0])
+            return int(rowmap.one(cur)[0])
 
     def close(self) -> None:
         self._closed.set()
@@ -112,27 +78,11 @@ class PostgresStore:
             listener.thread.join(timeout=3)
         self._pool.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
-        """One transaction: committed when the block ends, rolled back on any error.
+    def _tx(self) -> AbstractContextManager[psycopg.Cursor[Any]]:
+        return self._pool.transaction()
 
-        Raises:
-            StoreUnavailable: for every driver or pool error (nothing of the block was committed).
-        """
-        try:
-            with self._pool.connection() as conn:
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
-                _last_ok[conn] = time.monotonic()  # it answered: lend it unchecked for a while
-        except PoolTimeout as exc:  # the pool logs why it cannot connect (psycopg.pool warnings)
-            raise StoreUnavailable(f"{self.target} unavailable: no connection within {self.timeout:g} s") from exc
-        except psycopg.Error as exc:
-            raise unavailable(self.target, exc) from None
-
-    @contextmanager
-    def _dict_tx(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
-        with self._tx() as cur, cur.connection.cursor(row_factory=dict_row) as dcur:
-            yield dcur
+    def _dict_tx(self) -> AbstractContextManager[psycopg.Cursor[dict[str, Any]]]:
+        return self._pool.transaction(row_factory=dict_row)
 
     # -- wake-ups ------------------------------------------------------------------------------
     def supports_listen_notify(self) -> bool:
@@ -180,13 +130,13 @@ class PostgresStore:
     def add_event(self, event: NewEvent) -> AddResult:
         """Store *event* (committed before this returns) or find the one it duplicates; notify workers."""
         with self._tx() as cur:
-            row = cur.execute(_INSERT_EVENT + " RETURNING id", _event_params(event)).fetchone()
+            row = cur.execute(rowmap.INSERT_EVENT + " RETURNING id", _event_params(event)).fetchone()
             if row is None:
                 cur.execute(
                     "SELECT id, state, reason FROM events WHERE integration_id = %s AND dedupe_key = %s",
                     (event.integration_id, event.dedupe_key),
                 )
-                found = _one(cur)
+                found = rowmap.one(cur)
                 return AddResult(int(found[0]), False, found[1], found[2])
             if event.state == "pending" and event.lead_key is not None:
                 cur.execute("INSERT INTO leads (lead_key) VALUES (%s) ON CONFLICT DO NOTHING", (event.lead_key,))
@@ -199,11 +149,11 @@ class PostgresStore:
         if not items:
             return 0
         with self._tx() as cur:
-            cur.executemany(_INSERT_EVENT, [_event_params(e) for e in items])
+            cur.executemany(rowmap.INSERT_EVENT, [_event_params(e) for e in items])
             added = max(0, cur.rowcount)
             keys = sorted({e.lead_key for e in items if e.state == "pending" and e.lead_key is not None})
             if keys:
-                cur.execute(_ADD_LEADS, (keys,))
+                cur.execute(rowmap.ADD_LEADS, (keys,))
                 cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
             return added
 
@@ -221,8 +171,8 @@ class PostgresStore:
             ).fetchall()
             if not rows:
                 return []
-            keys = sorted({r["lead_key"] for r in rows})
-            locked = self._lock_leads(cur, keys)
+            keys = sorted({r["lead_key"] for r in rows if r["lead_key"] is not None})
+            locked = self._lock_leads(cur, keys) if keys else set()
             if locked:
                 cur.execute(
                     "SELECT DISTINCT lead_key FROM events WHERE lease_until IS NOT NULL AND lease_until >= %s "
@@ -230,13 +180,13 @@ class PostgresStore:
                     (now, sorted(locked)),
                 )
                 locked -= {r["lead_key"] for r in cur.fetchall()}
-            chosen = [r for r in rows if r["lead_key"] in locked]
+            chosen = [r for r in rows if r["lead_key"] in locked or r["lead_key"] is None]
             if chosen:
                 cur.execute(
                     "UPDATE events SET lease_until = %s, lease_owner = %s WHERE id = ANY(%s)",
                     (lease_until, owner, [r["id"] for r in chosen]),
                 )
-        return [_outbox_event(r) for r in chosen]
+        return [rowmap.outbox_event(r) for r in chosen]
 
     @staticmethod
     def _lock_leads(cur: psycopg.Cursor[dict[str, Any]], keys: list[str]) -> set[str]:
@@ -248,7 +198,7 @@ class PostgresStore:
             cur.execute("SELECT lead_key FROM leads WHERE lead_key = ANY(%s)", (missing,))
             absent = sorted(set(missing) - {r["lead_key"] for r in cur.fetchall()})
             if absent:
-                cur.execute(_ADD_LEADS, (absent,))
+                cur.execute(rowmap.ADD_LEADS, (absent,))
                 locked |= {r["lead_key"] for r in cur.execute(sql, (absent,)).fetchall()}
         return locked
 
@@ -298,7 +248,7 @@ class PostgresStore:
                         for f in sorted(finishes, key=lambda f: f.event_id)
                     ],
                 )
-            _log_attempts(cur, [f.attempt for f in finishes if f.attempt is not None])
+            rowmap.log_attempts(cur, [f.attempt for f in finishes if f.attempt is not None])
             if watermarks:
                 cur.executemany(
                     "INSERT INTO watermarks (lead_key, attribute, consent_at, event_id) VALUES (%s, %s, %s, %s) "
@@ -320,7 +270,7 @@ class PostgresStore:
                     for r in sorted(items, key=lambda r: r.event_id)
                 ],
             )
-            _log_attempts(cur, [r.attempt for r in items if r.attempt is not None])
+            rowmap.log_attempts(cur, [r.attempt for r in items if r.attempt is not None])
 
     def watermarks(self, lead_keys: Sequence[str]) -> dict[tuple[str, str], str]:
         keys = sorted(set(lead_keys))
@@ -357,7 +307,7 @@ class PostgresStore:
 
     def get_event(self, event_id: int) -> EventRecord | None:
         with self._dict_tx() as cur:
-            row = cur.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = %s", (event_id,)).fetchone()
+            row = cur.execute(f"SELECT {rowmap.EVENT_COLUMNS} FROM events WHERE id = %s", (event_id,)).fetchone()
             if row is None:
                 return None
             cur.execute(
@@ -388,7 +338,7 @@ class PostgresStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        sql = f"SELECT {rowmap.EVENT_COLUMNS} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT %s"
@@ -474,52 +424,3 @@ class PostgresStore:
                 "SELECT instance, until, reason FROM instance_pauses WHERE until > %s", (now,)
             ).fetchall()
         return {r[0]: (float(r[1]), r[2]) for r in rows}
-
-
-#: When each pooled connection last completed a transaction, for ``_check_if_idle``.
-_last_ok: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
-_IDLE_CHECK_AFTER = 1.0
-
-
-def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
-    """Check a connection idle for over a second before lending it (one round trip), not a busy one.
-
-    After the server restarts, idle connections are dead: the check replaces them before use, so the
-    first requests after an outage do not fail. A connection that just worked is lent unchecked,
-    which keeps the round trip off the hot path under load.
-    """
-    if time.monotonic() - _last_ok.get(conn, 0.0) > _IDLE_CHECK_AFTER:
-        ConnectionPool.check_connection(conn)
-
-
-def _one(cur: psycopg.Cursor[Any]) -> Any:
-    row = cur.fetchone()
-    if row is None:  # pragma: no cover - the statements used with this always return a row
-        raise StoreUnavailable("the database returned no row where one was expected")
-    return row
-
-
-def _log_attempts(cur: psycopg.Cursor[Any], attempts: Sequence[Attempt]) -> None:
-    if attempts:
-        cur.executemany(
-            "INSERT INTO attempts (event_id, at, outcome, request_id, code, message) VALUES (%s, %s, %s, %s, %s, %s)",
-            [(a.event_id, a.at, a.outcome, a.request_id, a.code, a.message) for a in attempts],
-        )
-
-
-def _outbox_event(r: dict[str, Any]) -> OutboxEvent:
-    return OutboxEvent(
-        id=r["id"],
-        integration_id=r["integration_id"],
-        instance=r["instance"],
-        action=r["action"],
-        lookup_field=r["lookup_field"],
-        lookup_value=int(r["lookup_value"]) if r["lookup_field"] == "id" else r["lookup_value"],
-        partition=r["partition_name"],
-        attributes=json.loads(r["attributes"] or "{}"),
-        consent_at=r["consent_at"] or "",
-        attempts=r["attempts"],
-        first_attempt_at=r["first_attempt_at"],
-        received_at=r["received_at"],
-        due_at=r["next_attempt_at"],
-    )
