@@ -18,6 +18,14 @@ SUCCESS_OUTCOMES = ("updated", "created", "skipped", "stale", "replayed")
 #: The series of the activity chart: events finished delivered or skipped, and failed attempts.
 SERIES = ("delivered", "skipped", "failed")
 
+#: The indexes these queries want (plain SQL; a migration on each backend).
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS events_finished ON events (finished_at)",
+    "CREATE INDEX IF NOT EXISTS events_lookup ON events (lower(lookup_value))",
+    "CREATE INDEX IF NOT EXISTS events_lead_id ON events (lead_id)",
+    "CREATE INDEX IF NOT EXISTS attempts_at ON attempts (at)",
+)
+
 
 @dataclass(frozen=True)
 class Search:

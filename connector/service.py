@@ -31,8 +31,10 @@ class Service:
     governor: Governor
     stop: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)
+    _listening: bool = False
 
     def worker(self) -> Worker:
+        self._listen_for_events()
         return Worker(
             self.store,
             self.registry,
@@ -45,6 +47,13 @@ class Service:
 
     def _keep_fields(self, instance: str, fields: list[FieldInfo]) -> None:
         self.store.save_fields(instance, fields_to_json(fields), time.time())
+
+    def _listen_for_events(self) -> None:
+        """Where the store can push (PostgreSQL LISTEN/NOTIFY), wake the worker as events arrive; polling stays."""
+        supports = getattr(self.store, "supports_listen_notify", None)
+        if not self._listening and supports is not None and supports():
+            self._listening = True
+            self.store.listen(self.wake, self.stop)  # type: ignore[attr-defined]
 
     def load_config_files(self, paths: Sequence[str]) -> list[Integration]:
         """Validate and store each ``--config`` file (integration id = file stem).

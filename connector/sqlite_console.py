@@ -13,12 +13,6 @@ from connector.console_queries import SUCCESS_OUTCOMES, Search
 from connector.outbox import EventRecord
 from connector.rows import EVENT_COLUMNS, event_record
 
-INDEXES = (
-    "CREATE INDEX IF NOT EXISTS events_finished ON events (finished_at)",
-    "CREATE INDEX IF NOT EXISTS events_lookup ON events (lower(lookup_value))",
-    "CREATE INDEX IF NOT EXISTS events_lead_id ON events (lead_id)",
-    "CREATE INDEX IF NOT EXISTS attempts_at ON attempts (at)",
-)
 _FINISHED = ("delivered", "skipped", "ignored", "dead")
 
 

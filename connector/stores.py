@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import cast
 
 from connector.outbox import Store
@@ -47,4 +48,18 @@ def _open_postgres(url: str, migrate: bool) -> Store:
         raise ValueError(
             f"PostgreSQL URLs need the PostgreSQL store ({missing} is not installed): pip install 'connector[postgres]'"
         ) from None
-    return cast(Store, module.PostgresStore(url, migrate=migrate))
+    pool: dict[str, float] = {}
+    for name, default in (("CONNECTOR_PG_POOL_SIZE", "10"), ("CONNECTOR_PG_TIMEOUT", "5")):
+        text = os.environ.get(name) or default
+        try:
+            pool[name] = float(text)
+        except ValueError:
+            raise ValueError(f"{name}: {text[:40]!r} is not a number") from None
+        if pool[name] <= 0:
+            raise ValueError(f"{name}: must be above 0, not {text[:40]}")
+    return cast(
+        Store,
+        module.PostgresStore(
+            url, migrate=migrate, pool_size=int(pool["CONNECTOR_PG_POOL_SIZE"]), timeout=pool["CONNECTOR_PG_TIMEOUT"]
+        ),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from connector.models import FieldMapping, Integration
 from connector.outbox import NewEvent
 from connector.sqlite_store import SqliteStore
+from tests.pg_server import pg_server, pg_url  # noqa: F401 - fixtures: a real PostgreSQL server
 
 INSTANCE = "https://123-ABC-456.mktorest.com"
 
@@ -40,7 +42,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SqliteStore]:
+    """The store under test: SQLite in tmp_path, or with CONNECTOR_TEST_STORE=postgres a fresh PostgreSQL database."""
+    if os.environ.get("CONNECTOR_TEST_STORE") == "postgres":
+        from connector.pg_store import PostgresStore
+
+        pg = PostgresStore(request.getfixturevalue("pg_url"))
+        yield pg  # type: ignore[misc]
+        pg.close()
+        return
     s = SqliteStore(tmp_path / "connector.db")
     yield s
     s.close()

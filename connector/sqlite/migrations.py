@@ -14,10 +14,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+from connector.console_queries import INDEXES as CONSOLE_INDEXES
 from connector.erasure_schema import ERASURE_SCHEMA
 from connector.migrations import Migration, pending
 from connector.sqlite.connection import SqliteBase
-from connector.sqlite_console import INDEXES as CONSOLE_INDEXES
 
 BASELINE = """
 CREATE TABLE IF NOT EXISTS integrations (

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from connector import erasure, events, webhook_auth
-from connector.errors import AuthenticationError, NotFoundError, PayloadError
+from connector.errors import AuthenticationError, NotFoundError, PayloadError, StoreUnavailable
 from connector.intake import new_event
 from connector.models import Integration
 from connector.outbox import AddResult
@@ -137,6 +137,10 @@ def healthz() -> tuple[Response, int]:
 def _count_webhook(response: Response) -> Response:
     if request.endpoint == "intake.receive" and request.view_args:
         integration_id = str(request.view_args.get("integration_id", ""))
-        if runtime().registry.get(integration_id) is not None:  # unknown ids would grow the label set
+        try:
+            known = runtime().registry.get(integration_id) is not None  # unknown ids would grow the label set
+        except StoreUnavailable:  # the store is down: keep the answer (a 503), leave it uncounted
+            known = False
+        if known:
             runtime().webhooks.add(integration_id, response.status_code)
     return response

@@ -10,8 +10,8 @@ directory, for file-based stores) and the capabilities it must report. Tests get
 - ``store``: ``store_factory()``.
 - ``backend``: the row of the table.
 
-For PostgreSQL, add ``"postgres": Backend(postgres_database(admin_url), listen_notify=True,
-several_hosts=True)`` where ``postgres_database`` returns a function creating an empty database.
+PostgreSQL runs on the session's real server (``tests/pg_server.py``: embedded, or
+``CONNECTOR_TEST_POSTGRES_URL``), a new database per store.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from connector.stores import open_store
 
 @dataclass(frozen=True)
 class Backend:
-    new_url: Callable[[Path], str]
+    new_url: Callable[[Path, pytest.FixtureRequest], str]
     listen_notify: bool
     several_hosts: bool
 
@@ -37,27 +37,34 @@ class Backend:
 _numbers = itertools.count(1)
 
 
-def sqlite_database(tmp: Path) -> str:
+def sqlite_database(tmp: Path, request: pytest.FixtureRequest) -> str:
     return f"sqlite:///{tmp / f'contract-{next(_numbers)}.db'}"
+
+
+def postgres_database(tmp: Path, request: pytest.FixtureRequest) -> str:
+    server = request.getfixturevalue("pg_server")
+    return str(server.url(server.create_database()))
 
 
 BACKENDS: dict[str, Backend] = {
     "sqlite": Backend(sqlite_database, listen_notify=False, several_hosts=False),
+    "postgres": Backend(postgres_database, listen_notify=True, several_hosts=True),
 }
 
 
 class StoreFactory:
     """Fresh stores on one backend, and more handles on the latest one; closes them all at the end."""
 
-    def __init__(self, backend: Backend, tmp: Path) -> None:
+    def __init__(self, backend: Backend, tmp: Path, request: pytest.FixtureRequest) -> None:
         self.backend = backend
         self.tmp = tmp
+        self.request = request
         self.url = ""
         self._open: list[Store] = []
 
     def fresh_url(self) -> str:
         """A new, empty database's URL (not opened yet); ``second_handle`` opens it from now on."""
-        self.url = self.backend.new_url(self.tmp)
+        self.url = self.backend.new_url(self.tmp, self.request)
         return self.url
 
     def __call__(self) -> Store:
@@ -85,8 +92,8 @@ def backend(backend_name: str) -> Backend:
 
 
 @pytest.fixture
-def store_factory(backend: Backend, tmp_path: Path) -> Iterator[StoreFactory]:
-    factory = StoreFactory(backend, tmp_path)
+def store_factory(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    factory = StoreFactory(backend, tmp_path, request)
     yield factory
     factory.close()
 
