@@ -22,6 +22,8 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("CONNECTOR_RETENTION_DAYS", "audit retention for `connector events prune` (90)"),
     ("CONNECTOR_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (INFO)"),
     ("CONNECTOR_LOG_FORMAT", "text, or json for one JSON object per line (text)"),
+    ("CONNECTOR_PG_POOL_SIZE", "PostgreSQL connections per process (10)"),
+    ("CONNECTOR_PG_TIMEOUT", "seconds to wait for a PostgreSQL connection before answering 503 (5)"),
     ("CONNECTOR_SANDBOX_CLIENT_SECRET", "client secret for `connector sandbox --client-id` (not echoed)"),
 )
 

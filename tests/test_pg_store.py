@@ -222,7 +222,7 @@ def test_finished_rows_stay_out_of_the_hot_queue_index(pg_url: str) -> None:
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
 def test_open_store_accepts_postgres_urls(pg_url: str, scheme: str) -> None:
-    from connector.outbox import open_store
+    from connector.stores import open_store
 
     store = open_store(scheme + pg_url[len("postgresql") :])
     assert isinstance(store, PostgresStore)

@@ -42,7 +42,7 @@ def test_postgres_urls_go_to_the_postgres_store(monkeypatch: pytest.MonkeyPatch)
     opened: list[str] = []
 
     class PostgresStore:
-        def __init__(self, url: str, *, migrate: bool) -> None:
+        def __init__(self, url: str, *, migrate: bool, **pool: float) -> None:
             opened.append(f"{url} migrate={migrate}")
 
     def fake(name: str) -> Any:

@@ -25,9 +25,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+import connector.pg_store.budget as budget
+import connector.pg_store.rows as rowmap
+import connector.pg_store.schema as schema
 from connector.outbox import AddResult, Attempt, EventRecord, Finish, NewEvent, OutboxEvent, Reschedule, Watermark
-from connector.pg_store import budget, schema
-from connector.pg_store import rows as rowmap
 from connector.pg_store.connection import CHANNEL, Listener, Target, connect, parse_url, unavailable
 from connector.pg_store.pool import Pool
 
