@@ -3,9 +3,11 @@
 One dispatcher thread claims events from the outbox (leasing them, one in-flight batch per lead),
 holds partial batches for a short linger, and hands full or lingered batches to a small pool of
 sender threads. Each sender takes budget from the governor, calls Marketo through the client and
-records every event's outcome in one transaction. Retry policy (``retry_schedule``): the first
-attempt plus ``len(retry_delays)`` retries, the last no later than ``sum(retry_delays)`` seconds
-after the first; 606/615 and 607 do not use up retries. No Flask here.
+records every event's outcome in one transaction. What to do with a failure is decided by
+``connector.retry_policy`` (durable retries, Retry-After, rate limits) and, per record, by
+``connector.marketo.codes.record_verdict``. Each instance has a circuit (``connector.circuit``,
+stored by ``connector.circuit_store``): while it is open, events wait without using up retries and
+one probe at a time checks the instance. No Flask here.
 """
 
 from __future__ import annotations
@@ -22,19 +24,25 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from connector.batching import BatchKey, Record, batch_key, coalesce, split
-from connector.errors import (
-    BatchTooLarge,
-    DeliveryError,
-    PermanentError,
-    QuotaExceeded,
-    RateLimited,
-    RetryableError,
-)
+from connector.circuit import Circuit, hold_until
+from connector.circuit_store import CircuitBoard
+from connector.errors import DeliveryError, RetryableError
 from connector.fields import FieldCache, FieldInfo, convert
 from connector.governor import Governor, Stopped
 from connector.marketo import MarketoClient, SyncResult
+from connector.marketo.codes import record_verdict
 from connector.models import Integration
 from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Store, Watermark, lead_key
+from connector.retry_policy import (
+    Action,
+    answered,
+    durable_action,
+    is_outage,
+    next_retry_at,
+    rate_limit_pause,
+    retry_schedule,
+    retry_window,
+)
 from connector.settings import WorkerSettings
 
 log = logging.getLogger("connector.worker")
@@ -47,18 +55,11 @@ class MarketoApi(Protocol):
 
     def describe(self) -> list[FieldInfo]: ...
 
+    def probe(self) -> None: ...
+
 
 class IntegrationSource(Protocol):
     def get(self, integration_id: str) -> Integration | None: ...
-
-
-def retry_schedule(delays: Sequence[float]) -> list[float]:
-    """Offsets from the first attempt at which each retry is due (cumulative delays)."""
-    offsets, total = [], 0.0
-    for delay in delays:
-        total += delay
-        offsets.append(total)
-    return offsets
 
 
 def process_owner() -> str:
@@ -89,6 +90,7 @@ class Worker:
         stop: threading.Event | None = None,
         wake: threading.Event | None = None,
         owner: str | None = None,
+        circuits: CircuitBoard | None = None,
     ) -> None:
         self.store = store
         self.integrations = integrations
@@ -104,7 +106,9 @@ class Worker:
         self._clients: dict[tuple[str, str, str], MarketoApi] = {}
         self._clients_lock = threading.Lock()
         self._schedule = retry_schedule(self.settings.retry_delays)
+        self.circuits = circuits or CircuitBoard(store, self.settings.circuit)
         self.calls = 0
+        self.probes = 0
         self.records_sent = 0
         self._orphans_released = False
 
@@ -155,6 +159,8 @@ class Worker:
         """Claim due events, ship full or lingered batches, then wait a little; return the live futures."""
         in_flight = {f for f in in_flight if not f.done()}
         now = self.clock()
+        for circuit in self.circuits.due_probes(now):
+            in_flight.add(pool.submit(self._probe_safely, circuit))
         held_count = sum(len(h.events) for h in held.values())
         if len(in_flight) < self.settings.senders and held_count < self.settings.claim_limit:
             for event in self.store.claim(
@@ -193,6 +199,8 @@ class Worker:
     def drain(self, *, max_rounds: int = 1000) -> int:
         """Deliver everything that is due now, synchronously, in this thread; return events handled."""
         handled = 0
+        for circuit in self.circuits.due_probes(self.clock()):
+            self._probe_safely(circuit)
         for _ in range(max_rounds):
             events = self.store.claim(
                 self.clock(), self.settings.claim_limit, self.clock() + self.settings.lease, self.owner
@@ -236,6 +244,10 @@ class Worker:
         integration = self.integrations.get(key.integration_id)
         if integration is None:
             self._dead(events, "integration no longer exists", now)
+            return
+        circuit = self.circuits.get(key.instance)
+        if circuit.is_open:
+            self._hold(events, circuit, now)
             return
         records, stale = coalesce(events, self._watermarks(events))
         if stale:
@@ -292,30 +304,87 @@ class Worker:
         events = [e for r in records for e in r.events]
         try:
             result = client.sync_leads(key.action, key.lookup_field, [r.payload() for r in records], key.partition)
-        except BatchTooLarge as exc:
-            if len(records) > 1:
-                half = len(records) // 2
-                log.info("Marketo refused a batch of %d (%s); splitting", len(records), exc.code)
-                self._send(key, client, records[:half])
-                self._send(key, client, records[half:])
-                return
-            self._retry(events, exc, self.clock())
-        except RateLimited as exc:
-            now = self.clock()
-            self.governor.back_off(key.instance, self.settings.rate_backoff, f"Marketo {exc.code}")
-            self._postpone(events, now + self.settings.rate_backoff, "rate_limited", exc, now)
-        except QuotaExceeded as exc:
-            now = self.clock()
-            until = self.governor.pause_until_quota_reset(key.instance)
-            self._postpone(events, until, "quota", exc, now)
-        except RetryableError as exc:
-            self._retry(events, exc, self.clock())
-        except PermanentError as exc:
-            self._dead(events, f"Marketo {exc.code}: {exc.message}".strip(), self.clock(), exc)
+        except DeliveryError as exc:
+            self._failed(key, client, records, events, exc)
         else:
             self.calls += 1
             self.records_sent += len(records)
+            self.circuits.success(key.instance, self.clock(), self.store)
             self._apply(key, records, result)
+
+    def _failed(
+        self, key: BatchKey, client: MarketoApi, records: list[Record], events: list[OutboxEvent], exc: DeliveryError
+    ) -> None:
+        """Carry out what ``retry_policy.durable_action`` says about a failed Sync Leads call."""
+        now = self.clock()
+        action = durable_action(exc)
+        if is_outage(exc):
+            self.circuits.failure(key.instance, exc.code, key.integration_id, now)
+        elif answered(exc):
+            self.circuits.success(key.instance, now, self.store)  # Marketo answered: the instance is up
+        if action is Action.SPLIT and len(records) > 1:
+            half = len(records) // 2
+            log.info("Marketo refused a batch of %d (%s); splitting", len(records), exc.code)
+            self._send(key, client, records[:half])
+            self._send(key, client, records[half:])
+        elif action is Action.RATE_LIMITED:
+            after = exc.retry_after if isinstance(exc, RetryableError) else None
+            pause = rate_limit_pause(self.settings.rate_backoff, after, retry_window(self.settings.retry_delays))
+            self.governor.back_off(key.instance, pause, f"Marketo {exc.code}")
+            self._postpone(events, now + pause, "rate_limited", exc, now)
+        elif action is Action.QUOTA:
+            until = self.governor.pause_until_quota_reset(key.instance)
+            self._postpone(events, until, "quota", exc, now)
+        elif action is Action.DEAD:
+            self._dead(events, f"Marketo {exc.code}: {exc.message}".strip(), now, exc)
+        else:
+            self._retry(events, exc, now)
+
+    # -- circuits ----------------------------------------------------------------------------
+    def _hold(self, events: Sequence[OutboxEvent], circuit: Circuit, now: float) -> None:
+        """Events behind an open circuit wait for it to close; no retry is used up.
+
+        The audit trail notes the first hold of each event (later ones, at each hold horizon, are not).
+        """
+        until = hold_until(self.settings.circuit, now)
+        opened = circuit.opened_at if circuit.opened_at is not None else now
+        message = f"instance unreachable since {circuit.since}; waiting for it to come back"
+        self.store.reschedule(
+            [
+                Reschedule(
+                    e.id,
+                    until,
+                    False,
+                    e.first_attempt_at,
+                    None,
+                    Attempt(e.id, now, "held", None, "circuit_open", message) if e.due_at < opened else None,
+                )
+                for e in events
+            ]
+        )
+
+    def _probe_safely(self, circuit: Circuit) -> None:
+        try:
+            self.probe(circuit)
+        except Stopped:
+            pass
+        except Exception:  # a bug must not end the loop; the next probe is already scheduled
+            log.exception("probing %s failed unexpectedly", circuit.instance)
+
+    def probe(self, circuit: Circuit) -> None:
+        """One cheap call to an instance whose circuit is open; any answer from Marketo closes it."""
+        integration = self.integrations.get(circuit.integration_id or "")
+        if integration is None:  # the integration that tripped it is gone: let its events' own calls decide
+            self.circuits.success(circuit.instance, self.clock(), self.store)
+            return
+        self.probes += 1
+        try:
+            self._client(integration).probe()
+        except DeliveryError as exc:
+            if is_outage(exc):
+                self.circuits.probe_failed(circuit.instance, exc.code, self.clock())
+                return
+        self.circuits.success(circuit.instance, self.clock(), self.store)
 
     def _apply(self, key: BatchKey, records: list[Record], result: SyncResult) -> None:
         now = self.clock()
@@ -345,36 +414,34 @@ class Worker:
                 if canonical and canonical != record.lead_key:
                     aliases.append((record.lead_key, canonical))
                 continue
-            code = outcome.code or ""
-            message = outcome.message or "skipped by Marketo"
-            if code == "1006" and self.field_cache is not None:
+            verdict = record_verdict(outcome.code, outcome.message)
+            if verdict.stale_fields and self.field_cache is not None:
                 self.field_cache.invalidate(key.instance)
-            if code == "1004":
-                state, reason = "skipped", f"unknown user: Marketo 1004 {message}"
-            else:
-                state, reason = "dead", f"Marketo {code}: {message}"
             for event in record.events:
                 finishes.append(
                     Finish(
                         event.id,
-                        state,
-                        reason,
+                        verdict.state,
+                        verdict.reason,
                         request_id=result.request_id,
                         at=now,
-                        attempt=Attempt(event.id, now, "skipped", result.request_id, code, message),
+                        attempt=Attempt(event.id, now, "skipped", result.request_id, outcome.code, outcome.message),
                     )
                 )
         self.store.finish(finishes, marks, aliases)
 
     # -- outcomes ----------------------------------------------------------------------------
-    def _retry(self, events: Sequence[OutboxEvent], exc: RetryableError, now: float) -> None:
+    def _retry(self, events: Sequence[OutboxEvent], exc: DeliveryError, now: float) -> None:
+        """Reschedule on ``retry_policy.next_retry_at``; events with no retry left become dead letters."""
         message = f"Marketo {exc.code}: {exc.message}" if exc.code else exc.message
+        after = exc.retry_after if isinstance(exc, RetryableError) else None
         finishes, later = [], []
         for event in events:
             first = event.first_attempt_at if event.first_attempt_at is not None else now
             attempts = event.attempts + 1
             attempt = Attempt(event.id, now, "retry", exc.request_id, exc.code, exc.message)
-            if attempts > len(self._schedule):
+            due = next_retry_at(self.settings.retry_delays, attempts, now, after)
+            if due is None:
                 finishes.append(
                     Finish(
                         event.id,
@@ -386,8 +453,9 @@ class Worker:
                     )
                 )
             else:
-                due = max(now, first + self._schedule[attempts - 1])
                 later.append(Reschedule(event.id, due, True, first, message, attempt))
+        if finishes and is_outage(exc):  # remembered first: replayed when the outage ends
+            self.circuits.casualties(events[0].instance, [f.event_id for f in finishes], now)
         if finishes:
             self.store.finish(finishes)
         if later:
@@ -398,6 +466,7 @@ class Worker:
             exc.code,
             len(later),
             len(finishes),
+            extra={"code": exc.code, "marketo_request_id": exc.request_id},
         )
 
     def _postpone(
