@@ -1,7 +1,8 @@
 """Circuits per Marketo instance, kept in the store so every process sees them (``connector.circuit``).
 
-Two small tables (``CIRCUIT_DDL``, plain SQL that also runs on PostgreSQL): ``circuits``, one row
-per instance that has failed lately (no row: closed and healthy), and ``outage_dead_letters``, the
+Three small tables (``CIRCUIT_DDL``, plain SQL that also runs on PostgreSQL): ``circuits``, one row
+per instance that has failed lately (no row: closed and healthy); ``circuit_held``, the events held
+behind an open circuit (so the audit trail notes each hold once); and ``outage_dead_letters``, the
 events that became dead letters of an outage failure, replayed when the circuit closes after an
 outage (``CONNECTOR_REPLAY_AFTER_OUTAGE``, on by default). Every change is one short transaction
 through the store's ``_write()``; reads use ``_connect()``.
@@ -34,6 +35,7 @@ CIRCUIT_DDL = (
     " probes INTEGER NOT NULL DEFAULT 0,"
     " integration_id TEXT,"
     " last_error TEXT)",
+    "CREATE TABLE IF NOT EXISTS circuit_held ( event_id INTEGER PRIMARY KEY, instance TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS outage_dead_letters ("
     " event_id INTEGER PRIMARY KEY,"
     " instance TEXT NOT NULL,"
@@ -128,7 +130,6 @@ class CircuitBoard:
         self.settings = settings or CircuitSettings()
         self.enabled = _is_sql(store) and self.settings.failures > 0
         self._store: Any = store
-        self._troubled: set[str] = set()  # instances this process saw a row for: a success must clear it
         if self.enabled:
             _ensure_schema(store)  # type: ignore[arg-type]
 
@@ -140,11 +141,7 @@ class CircuitBoard:
             .execute(f"SELECT {_COLUMNS} FROM circuits WHERE instance = ?", (instance,))
             .fetchone()
         )
-        if row is None:
-            self._troubled.discard(instance)
-            return Circuit(instance)
-        self._troubled.add(instance)
-        return _row(row)
+        return Circuit(instance) if row is None else _row(row)
 
     def _change(self, instance: str, change: Callable[[Circuit], Circuit | None]) -> tuple[Circuit, Circuit]:
         """Apply *change* to the stored circuit in one transaction; returns (before, after)."""
@@ -164,7 +161,6 @@ class CircuitBoard:
         """Record an outage failure of a call; logs when this opens the circuit."""
         if not self.enabled:
             return Circuit(instance)
-        self._troubled.add(instance)
         before, after = self._change(instance, lambda c: machine.failed(c, self.settings, now, error, integration_id))
         if after.is_open and not before.is_open:
             log.warning(
@@ -185,9 +181,8 @@ class CircuitBoard:
         Closing after an outage makes the events held for it due at once and, when
         ``replay_after_outage`` is on, replays (through *replayer*) the dead letters that died of it.
         """
-        if not self.enabled or instance not in self._troubled:
+        if not self.enabled or self.get(instance).healthy:  # the common case: one read, no write
             return
-        self._troubled.discard(instance)
         released = 0
         with self._store._write() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM circuits WHERE instance = ?", (instance,)).fetchone()
@@ -195,6 +190,7 @@ class CircuitBoard:
                 return
             before = _row(row)
             db.execute("DELETE FROM circuits WHERE instance = ?", (instance,))
+            db.execute("DELETE FROM circuit_held WHERE instance = ?", (instance,))
             if before.is_open:  # the events held for the outage are due now, not at their hold horizon
                 released = db.execute(
                     "UPDATE events SET next_attempt_at = ? WHERE state = 'pending' AND instance = ? "
@@ -239,7 +235,6 @@ class CircuitBoard:
         for candidate in due:
             before, after = self._change(candidate.instance, lambda c: machine.take_probe(c, self.settings, now))
             if after is not before:
-                self._troubled.add(after.instance)
                 taken.append(after)
         return taken
 
@@ -255,6 +250,26 @@ class CircuitBoard:
             extra={"instance": instance, "code": error},
         )
         return after
+
+    def first_holds(self, instance: str, event_ids: Sequence[int]) -> set[int]:
+        """Note *event_ids* as held behind *instance*'s open circuit; return those not held before."""
+        if not self.enabled or not event_ids:
+            return set()
+        with self._store._write() as db:
+            known: set[int] = set()
+            for start in range(0, len(event_ids), 500):
+                chunk = list(event_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                known.update(
+                    int(r[0])
+                    for r in db.execute(f"SELECT event_id FROM circuit_held WHERE event_id IN ({marks})", chunk)
+                )
+            new = [i for i in event_ids if i not in known]
+            db.executemany(
+                "INSERT INTO circuit_held (event_id, instance) VALUES (?, ?) ON CONFLICT (event_id) DO NOTHING",
+                [(i, instance) for i in new],
+            )
+        return set(new)
 
     def casualties(self, instance: str, event_ids: Sequence[int], now: float) -> None:
         """Remember events about to become dead letters of an outage failure (before they are finished)."""

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connector.batching import BatchKey, Record, batch_key, coalesce, split
@@ -347,8 +348,9 @@ class Worker:
         The audit trail notes the first hold of each event (later ones, at each hold horizon, are not).
         """
         until = hold_until(self.settings.circuit, now)
-        opened = circuit.opened_at if circuit.opened_at is not None else now
-        message = f"instance unreachable since {circuit.since}; waiting for it to come back"
+        first = self.circuits.first_holds(circuit.instance, [e.id for e in events])
+        since = datetime.fromtimestamp(circuit.since or now, UTC).isoformat(timespec="seconds")
+        message = f"instance unreachable since {since}; waiting for it to come back"
         self.store.reschedule(
             [
                 Reschedule(
@@ -357,7 +359,7 @@ class Worker:
                     False,
                     e.first_attempt_at,
                     None,
-                    Attempt(e.id, now, "held", None, "circuit_open", message) if e.due_at < opened else None,
+                    Attempt(e.id, now, "held", None, "circuit_open", message) if e.id in first else None,
                 )
                 for e in events
             ]
