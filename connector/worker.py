@@ -24,22 +24,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from connector.batching import BatchKey, Record, batch_key, coalesce, split
+from connector import outcomes
+from connector.batching import BatchKey, Record, batch_key, coalesce, first_leads, split
 from connector.circuit import Circuit, hold_until
 from connector.circuit_store import CircuitBoard
 from connector.errors import DeliveryError, RetryableError
 from connector.fields import FieldCache, FieldInfo, convert
 from connector.governor import Governor, Stopped
 from connector.marketo import MarketoClient, SyncResult
-from connector.marketo.codes import record_verdict
 from connector.models import Integration
-from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Store, Watermark, lead_key
+from connector.outbox import Attempt, Finish, OutboxEvent, Store
 from connector.retry_policy import (
     Action,
     answered,
     durable_action,
     is_outage,
-    next_retry_at,
     rate_limit_pause,
     retry_schedule,
     retry_window,
@@ -174,7 +173,7 @@ class Worker:
             slot = held[key]
             deadline = slot.since + self.settings.linger
             while len(in_flight) < self.settings.senders:
-                batch, rest = _first_leads(slot.events, self.settings.batch_size)
+                batch, rest = first_leads(slot.events, self.settings.batch_size)
                 if rest is None and now < deadline:  # a partial batch waits for company until its deadline
                     next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
                     break
@@ -343,27 +342,11 @@ class Worker:
 
     # -- circuits ----------------------------------------------------------------------------
     def _hold(self, events: Sequence[OutboxEvent], circuit: Circuit, now: float) -> None:
-        """Events behind an open circuit wait for it to close; no retry is used up.
-
-        The audit trail notes the first hold of each event (later ones, at each hold horizon, are not).
-        """
-        until = hold_until(self.settings.circuit, now)
+        """Events behind an open circuit wait for it to close; no retry is used up."""
         first = self.circuits.first_holds(circuit.instance, [e.id for e in events])
         since = datetime.fromtimestamp(circuit.since or now, UTC).isoformat(timespec="seconds")
         message = f"instance unreachable since {since}; waiting for it to come back"
-        self.store.reschedule(
-            [
-                Reschedule(
-                    e.id,
-                    until,
-                    False,
-                    e.first_attempt_at,
-                    None,
-                    Attempt(e.id, now, "held", None, "circuit_open", message) if e.id in first else None,
-                )
-                for e in events
-            ]
-        )
+        self.store.reschedule(outcomes.held(events, hold_until(self.settings.circuit, now), first, message, now))
 
     def _probe_safely(self, circuit: Circuit) -> None:
         try:
@@ -389,73 +372,15 @@ class Worker:
         self.circuits.success(circuit.instance, self.clock(), self.store)
 
     def _apply(self, key: BatchKey, records: list[Record], result: SyncResult) -> None:
-        now = self.clock()
-        finishes: list[Finish] = []
-        marks: list[Watermark] = []
-        aliases: list[tuple[str, str]] = []
-        for record, outcome in zip(records, result.results, strict=True):
-            if outcome.status in ("updated", "created"):
-                for event in record.events:
-                    finishes.append(
-                        Finish(
-                            event.id,
-                            "delivered",
-                            outcome.status,
-                            lead_id=outcome.lead_id,
-                            request_id=result.request_id,
-                            at=now,
-                            attempt=Attempt(event.id, now, outcome.status, result.request_id),
-                            sent=record.payload(),
-                        )
-                    )
-                canonical = lead_key(key.instance, "id", outcome.lead_id) if outcome.lead_id else None
-                for attribute, event in record.winners.items():
-                    marks.append(Watermark(record.lead_key, attribute, event.consent_at, event.id))
-                    if canonical and canonical != record.lead_key:
-                        marks.append(Watermark(canonical, attribute, event.consent_at, event.id))
-                if canonical and canonical != record.lead_key:
-                    aliases.append((record.lead_key, canonical))
-                continue
-            verdict = record_verdict(outcome.code, outcome.message)
-            if verdict.stale_fields and self.field_cache is not None:
-                self.field_cache.invalidate(key.instance)
-            for event in record.events:
-                finishes.append(
-                    Finish(
-                        event.id,
-                        verdict.state,
-                        verdict.reason,
-                        request_id=result.request_id,
-                        at=now,
-                        attempt=Attempt(event.id, now, "skipped", result.request_id, outcome.code, outcome.message),
-                    )
-                )
-        self.store.finish(finishes, marks, aliases)
+        done = outcomes.applied(key.instance, records, result, self.clock())
+        if done.stale_fields and self.field_cache is not None:
+            self.field_cache.invalidate(key.instance)
+        self.store.finish(done.finishes, done.watermarks, done.aliases)
 
     # -- outcomes ----------------------------------------------------------------------------
     def _retry(self, events: Sequence[OutboxEvent], exc: DeliveryError, now: float) -> None:
         """Reschedule on ``retry_policy.next_retry_at``; events with no retry left become dead letters."""
-        message = f"Marketo {exc.code}: {exc.message}" if exc.code else exc.message
-        after = exc.retry_after if isinstance(exc, RetryableError) else None
-        finishes, later = [], []
-        for event in events:
-            first = event.first_attempt_at if event.first_attempt_at is not None else now
-            attempts = event.attempts + 1
-            attempt = Attempt(event.id, now, "retry", exc.request_id, exc.code, exc.message)
-            due = next_retry_at(self.settings.retry_delays, attempts, now, after)
-            if due is None:
-                finishes.append(
-                    Finish(
-                        event.id,
-                        "dead",
-                        f"gave up after {attempts} attempts: {message}",
-                        at=now,
-                        request_id=exc.request_id,
-                        attempt=Attempt(event.id, now, "dead", exc.request_id, exc.code, exc.message),
-                    )
-                )
-            else:
-                later.append(Reschedule(event.id, due, True, first, message, attempt))
+        finishes, later = outcomes.retried(events, exc, self.settings.retry_delays, now)
         if finishes and is_outage(exc):  # remembered first: replayed when the outage ends
             self.circuits.casualties(events[0].instance, [f.event_id for f in finishes], now)
         if finishes:
@@ -474,62 +399,10 @@ class Worker:
     def _postpone(
         self, events: Sequence[OutboxEvent], until: float, outcome: str, exc: DeliveryError, now: float
     ) -> None:
-        self.store.reschedule(
-            [
-                Reschedule(
-                    e.id,
-                    until,
-                    False,
-                    e.first_attempt_at,
-                    None,
-                    Attempt(e.id, now, outcome, exc.request_id, exc.code, exc.message),
-                )
-                for e in events
-            ]
-        )
+        self.store.reschedule(outcomes.postponed(events, until, outcome, exc, now))
 
     def _dead(self, events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryError | None = None) -> None:
-        request_id = exc.request_id if exc else None
-        code = exc.code if exc else None
-        self.store.finish(
-            [
-                Finish(
-                    e.id,
-                    "dead",
-                    reason,
-                    request_id=request_id,
-                    at=now,
-                    attempt=Attempt(e.id, now, "dead", request_id, code, reason),
-                )
-                for e in events
-            ]
-        )
-
-
-def _first_leads(events: list[OutboxEvent], count: int) -> tuple[list[OutboxEvent], list[OutboxEvent] | None]:
-    """Split *events* after the first *count* leads (all of a lead's events stay together).
-
-    Returns ``(events of the first count leads, the others)``; the others are ``None`` when there are
-    fewer than *count* leads (the batch is partial).
-    """
-    leads: set[str] = set()
-    for event in events:
-        leads.add(event.lead_key)
-        if len(leads) > count:
-            break
-    if len(leads) < count:
-        return events, None
-    chosen: set[str] = set()
-    batch: list[OutboxEvent] = []
-    rest: list[OutboxEvent] = []
-    for event in events:
-        key = event.lead_key
-        if key in chosen or len(chosen) < count:
-            chosen.add(key)
-            batch.append(event)
-        else:
-            rest.append(event)
-    return batch, rest
+        self.store.finish(outcomes.dead(events, reason, now, exc))
 
 
 def _pid_alive(pid: int) -> bool:
