@@ -6,7 +6,7 @@ these functions only shape the records, so each outcome can be tested without a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from connector.batching import Record
@@ -101,34 +101,21 @@ def postponed(
     events: Sequence[OutboxEvent], until: float, outcome: str, exc: DeliveryError, now: float
 ) -> list[Reschedule]:
     """Try again at *until* without using up a retry (rate limit, quota)."""
-    return [
-        Reschedule(
-            e.id,
-            until,
-            False,
-            e.first_attempt_at,
-            None,
-            Attempt(e.id, now, outcome, exc.request_id, exc.code, exc.message),
-        )
-        for e in events
-    ]
+    return _waiting(events, until, lambda e: Attempt(e.id, now, outcome, exc.request_id, exc.code, exc.message))
 
 
 def held(
     events: Sequence[OutboxEvent], until: float, first_held: set[int], message: str, now: float
 ) -> list[Reschedule]:
     """Wait behind an open circuit until *until*, using up no retry; the audit trail notes the first hold."""
-    return [
-        Reschedule(
-            e.id,
-            until,
-            False,
-            e.first_attempt_at,
-            None,
-            Attempt(e.id, now, "held", None, "circuit_open", message) if e.id in first_held else None,
-        )
-        for e in events
-    ]
+    note = {e: Attempt(e, now, "held", None, "circuit_open", message) for e in first_held}
+    return _waiting(events, until, lambda e: note.get(e.id))
+
+
+def _waiting(
+    events: Sequence[OutboxEvent], until: float, attempt: Callable[[OutboxEvent], Attempt | None]
+) -> list[Reschedule]:
+    return [Reschedule(e.id, until, False, e.first_attempt_at, None, attempt(e)) for e in events]
 
 
 def dead(events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryError | None = None) -> list[Finish]:
@@ -146,7 +133,3 @@ def dead(events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryEr
         )
         for e in events
     ]
-
-
-def _attempt(event: OutboxEvent, now: float, outcome: str, exc: DeliveryError) -> Attempt:
-    return Attempt(event.id, now, outcome, exc.request_id, exc.code, exc.message)

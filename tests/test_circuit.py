@@ -323,3 +323,22 @@ def test_a_permanent_refusal_is_a_dead_letter_not_an_outage(tmp_path: Path, cloc
     assert states(store, [event_id]) == {"dead": 1}
     assert circuit_states(store) == []
     store.close()
+
+
+def test_connector_status_says_which_instance_is_unreachable_since_when(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    store = SqliteStore(tmp_path / "c.db")
+    board = CircuitBoard(store, SETTINGS)
+    for t in (1_790_000_000.0, 1_790_000_001.0, 1_790_000_002.0):
+        board.failure(INSTANCE, "http_503", "acme", t)
+    store.close()
+    result = CliRunner().invoke(main, ["status", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"unreachable: {INSTANCE} since 2026-09-21T14:13:20+00:00, next probe 2026-09-21T14:13:27+00:00 (http_503)"
+        in result.output
+    )

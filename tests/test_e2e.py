@@ -250,8 +250,9 @@ def test_short_outage_is_survived(procs: Processes, mode: str) -> None:
     records = outbox.wait_finished(ids, 30)
 
     assert [r.state for r in records] == ["delivered", "delivered"], [r.fields["last_error"] for r in records]
+    # it did fail during the outage (an event may also have waited it out in the describe call's in-call retries)
+    assert any("retry" in outcomes(record) for record in records)
     for record in records:
-        assert "retry" in outcomes(record)  # it did fail during the outage
         assert record.fields["finished_at"] >= outage_ends - 0.5  # and got through after it
         assert 1 <= record.fields["attempts"] <= 5
     leads = leads_by_email(sandbox.url)
