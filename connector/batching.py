@@ -103,3 +103,29 @@ def split(records: Sequence[Record], max_records: int, max_bytes: int) -> Iterat
         size += record_size
     if chunk:
         yield chunk
+
+
+def first_leads(events: list[OutboxEvent], count: int) -> tuple[list[OutboxEvent], list[OutboxEvent] | None]:
+    """Split *events* after the first *count* leads (all of a lead's events stay together).
+
+    Returns ``(events of the first count leads, the others)``; the others are ``None`` when there are
+    fewer than *count* leads (the batch is partial).
+    """
+    leads: set[str] = set()
+    for event in events:
+        leads.add(event.lead_key)
+        if len(leads) > count:
+            break
+    if len(leads) < count:
+        return events, None
+    chosen: set[str] = set()
+    batch: list[OutboxEvent] = []
+    rest: list[OutboxEvent] = []
+    for event in events:
+        key = event.lead_key
+        if key in chosen or len(chosen) < count:
+            chosen.add(key)
+            batch.append(event)
+        else:
+            rest.append(event)
+    return batch, rest

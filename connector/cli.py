@@ -232,6 +232,10 @@ def status(db: str | None, as_json: bool) -> None:
     for instance, pause in doc.get("paused_instances", {}).items():
         until = datetime.fromtimestamp(pause["until"], UTC).isoformat(timespec="seconds")
         click.echo(f"paused: {instance} until {until} ({pause['reason']})")
+    for instance, down in doc.get("unreachable_instances", {}).items():
+        since = datetime.fromtimestamp(down["since"], UTC).isoformat(timespec="seconds")
+        probe = datetime.fromtimestamp(down["next_probe_at"], UTC).isoformat(timespec="seconds")
+        click.echo(f"unreachable: {instance} since {since}, next probe {probe} ({down['last_error']})")
 
 
 @main.group()

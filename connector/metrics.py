@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from typing import Any, Protocol
 
+from connector.circuit_store import unreachable_instances
 from connector.outbox import STATES, EventLog, RateBudget
 
 
@@ -65,11 +66,18 @@ def render(store: StatusSource, webhooks: WebhookCounter, known_integrations: li
 
 
 def status_document(store: StatusSource, integration_ids: list[str], now: float) -> dict[str, Any]:
-    """``{"integrations": {id: {pending, delivered, skipped, ignored, dead}}, "paused": {...}}``."""
+    """``{"integrations": {id: {pending, delivered, skipped, ignored, dead}}, "paused_instances": {...}}``.
+
+    ``unreachable_instances`` (when a circuit is open): ``{instance: {since, opened_at,
+    next_probe_at, failures, last_error}}``, epoch seconds.
+    """
     counts = store.counts()
     ids = sorted(set(integration_ids) | set(counts))
     doc: dict[str, Any] = {"integrations": {i: {s: counts.get(i, {}).get(s, 0) for s in STATES} for i in ids}}
     paused = store.pauses(now)
     if paused:
         doc["paused_instances"] = {k: {"until": v[0], "reason": v[1]} for k, v in paused.items()}
+    unreachable = unreachable_instances(store)
+    if unreachable:
+        doc["unreachable_instances"] = unreachable
     return doc

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from connector.circuit import CircuitSettings
+
 DEFAULT_DATABASE_URL = "sqlite:///connector.db"
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (10.0, 30.0, 60.0, 90.0, 100.0)
@@ -22,6 +24,7 @@ class WorkerSettings:
     senders: int = 4
     rate_backoff: float = 20.0
     poll_interval: float = 0.1
+    circuit: CircuitSettings = field(default_factory=CircuitSettings)
 
 
 def parse_retry_delays(text: str) -> tuple[float, ...]:
@@ -111,6 +114,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         batch_size=int(min(300, _number(env, "CONNECTOR_BATCH_SIZE", 300, minimum=1))),
         lease=_number(env, "CONNECTOR_LEASE_SECONDS", 120, minimum=1),
         rate_backoff=_number(env, "CONNECTOR_RATE_BACKOFF", 20),
+        circuit=circuit_from_env(env),
     )
     return Settings(
         database_url=env.get("CONNECTOR_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -126,4 +130,23 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         worker=worker,
         log_level=(env.get("CONNECTOR_LOG_LEVEL") or "INFO").upper(),
         log_format=(env.get("CONNECTOR_LOG_FORMAT") or "text").lower(),
+    )
+
+
+def circuit_from_env(env: Mapping[str, str]) -> CircuitSettings:
+    """CONNECTOR_CIRCUIT_FAILURES (5; 0 turns the circuit off), CONNECTOR_CIRCUIT_FIRST_PROBE (5 s),
+    CONNECTOR_CIRCUIT_MAX_PROBE (60 s), CONNECTOR_REPLAY_AFTER_OUTAGE (1; 0 turns auto replay off).
+
+    Raises:
+        ValueError: naming the variable that is wrong.
+    """
+    replay = (env.get("CONNECTOR_REPLAY_AFTER_OUTAGE") or "1").strip().lower()
+    if replay not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError(f"CONNECTOR_REPLAY_AFTER_OUTAGE: {replay!r} is not 1 or 0")
+    first = _number(env, "CONNECTOR_CIRCUIT_FIRST_PROBE", 5.0, minimum=0.001)
+    return CircuitSettings(
+        failures=int(_number(env, "CONNECTOR_CIRCUIT_FAILURES", 5)),
+        first_probe=first,
+        max_probe=max(first, _number(env, "CONNECTOR_CIRCUIT_MAX_PROBE", 60.0, minimum=0.001)),
+        replay_after_outage=replay in ("1", "true", "yes", "on"),
     )

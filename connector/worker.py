@@ -3,9 +3,11 @@
 One dispatcher thread claims events from the outbox (leasing them, one in-flight batch per lead),
 holds partial batches for a short linger, and hands full or lingered batches to a small pool of
 sender threads. Each sender takes budget from the governor, calls Marketo through the client and
-records every event's outcome in one transaction. Retry policy (``retry_schedule``): the first
-attempt plus ``len(retry_delays)`` retries, the last no later than ``sum(retry_delays)`` seconds
-after the first; 606/615 and 607 do not use up retries. No Flask here.
+records every event's outcome in one transaction. What to do with a failure is decided by
+``connector.retry_policy`` (durable retries, Retry-After, rate limits) and, per record, by
+``connector.marketo.codes.record_verdict``. Each instance has a circuit (``connector.circuit``,
+stored by ``connector.circuit_store``): while it is open, events wait without using up retries and
+one probe at a time checks the instance. No Flask here.
 """
 
 from __future__ import annotations
@@ -19,23 +21,28 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from connector import erasure
-from connector.batching import BatchKey, Record, batch_key, coalesce, split
-from connector.errors import (
-    BatchTooLarge,
-    DeliveryError,
-    PermanentError,
-    QuotaExceeded,
-    RateLimited,
-    RetryableError,
-)
+from connector import erasure, outcomes
+from connector.batching import BatchKey, Record, batch_key, coalesce, first_leads, split
+from connector.circuit import Circuit, hold_until
+from connector.circuit_store import CircuitBoard
+from connector.errors import DeliveryError, RetryableError
 from connector.fields import FieldCache, FieldInfo, convert_attributes
 from connector.governor import Governor, Stopped
 from connector.marketo import MarketoClient, SyncResult
 from connector.models import Integration
-from connector.outbox import Attempt, Finish, Outbox, OutboxEvent, Reschedule, Watermark, lead_key
+from connector.outbox import Attempt, EventLog, Finish, Outbox, OutboxEvent
+from connector.retry_policy import (
+    Action,
+    answered,
+    durable_action,
+    is_outage,
+    rate_limit_pause,
+    retry_schedule,
+    retry_window,
+)
 from connector.settings import WorkerSettings
 
 log = logging.getLogger("connector.worker")
@@ -48,18 +55,15 @@ class MarketoApi(Protocol):
 
     def describe(self) -> list[FieldInfo]: ...
 
+    def probe(self) -> None: ...
+
+
+class WorkerStore(Outbox, EventLog, Protocol):
+    """What the worker needs from storage: the outbox, and the replay of an outage's dead letters."""
+
 
 class IntegrationSource(Protocol):
     def get(self, integration_id: str) -> Integration | None: ...
-
-
-def retry_schedule(delays: Sequence[float]) -> list[float]:
-    """Offsets from the first attempt at which each retry is due (cumulative delays)."""
-    offsets, total = [], 0.0
-    for delay in delays:
-        total += delay
-        offsets.append(total)
-    return offsets
 
 
 def process_owner() -> str:
@@ -78,7 +82,7 @@ class Worker:
 
     def __init__(
         self,
-        store: Outbox,
+        store: WorkerStore,
         integrations: IntegrationSource,
         governor: Governor,
         *,
@@ -90,6 +94,7 @@ class Worker:
         stop: threading.Event | None = None,
         wake: threading.Event | None = None,
         owner: str | None = None,
+        circuits: CircuitBoard | None = None,
     ) -> None:
         self.store = store
         self.integrations = integrations
@@ -105,7 +110,9 @@ class Worker:
         self._clients: dict[tuple[str, str, str], MarketoApi] = {}
         self._clients_lock = threading.Lock()
         self._schedule = retry_schedule(self.settings.retry_delays)
+        self.circuits = circuits or CircuitBoard(store, self.settings.circuit)
         self.calls = 0
+        self.probes = 0
         self.records_sent = 0
         self._orphans_released = False
 
@@ -156,6 +163,8 @@ class Worker:
         """Claim due events, ship full or lingered batches, then wait a little; return the live futures."""
         in_flight = {f for f in in_flight if not f.done()}
         now = self.clock()
+        for circuit in self.circuits.due_probes(now):
+            in_flight.add(pool.submit(self._probe_safely, circuit))
         held_count = sum(len(h.events) for h in held.values())
         if len(in_flight) < self.settings.senders and held_count < self.settings.claim_limit:
             for event in self.store.claim(
@@ -168,7 +177,7 @@ class Worker:
             slot = held[key]
             deadline = slot.since + self.settings.linger
             while len(in_flight) < self.settings.senders:
-                batch, rest = _first_leads(slot.events, self.settings.batch_size)
+                batch, rest = first_leads(slot.events, self.settings.batch_size)
                 if rest is None and now < deadline:  # a partial batch waits for company until its deadline
                     next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
                     break
@@ -194,6 +203,8 @@ class Worker:
     def drain(self, *, max_rounds: int = 1000) -> int:
         """Deliver everything that is due now, synchronously, in this thread; return events handled."""
         handled = 0
+        for circuit in self.circuits.due_probes(self.clock()):
+            self._probe_safely(circuit)
         for _ in range(max_rounds):
             events = self.store.claim(
                 self.clock(), self.settings.claim_limit, self.clock() + self.settings.lease, self.owner
@@ -239,6 +250,10 @@ class Worker:
         integration = self.integrations.get(key.integration_id)
         if integration is None:
             self._dead(events, "integration no longer exists", now)
+            return
+        circuit = self.circuits.get(key.instance)
+        if circuit.is_open:
+            self._hold(events, circuit, now)
             return
         records, stale = coalesce(events, self._watermarks(events))
         if stale:
@@ -292,102 +307,85 @@ class Worker:
         events = [e for r in records for e in r.events]
         try:
             result = client.sync_leads(key.action, key.lookup_field, [r.payload() for r in records], key.partition)
-        except BatchTooLarge as exc:
-            if len(records) > 1:
-                half = len(records) // 2
-                log.info("Marketo refused a batch of %d (%s); splitting", len(records), exc.code)
-                self._send(key, client, records[:half])
-                self._send(key, client, records[half:])
-                return
-            self._retry(events, exc, self.clock())
-        except RateLimited as exc:
-            now = self.clock()
-            self.governor.back_off(key.instance, self.settings.rate_backoff, f"Marketo {exc.code}")
-            self._postpone(events, now + self.settings.rate_backoff, "rate_limited", exc, now)
-        except QuotaExceeded as exc:
-            now = self.clock()
-            until = self.governor.pause_until_quota_reset(key.instance)
-            self._postpone(events, until, "quota", exc, now)
-        except RetryableError as exc:
-            self._retry(events, exc, self.clock())
-        except PermanentError as exc:
-            self._dead(events, f"Marketo {exc.code}: {exc.message}".strip(), self.clock(), exc)
+        except DeliveryError as exc:
+            self._failed(key, client, records, events, exc)
         else:
             self.calls += 1
             self.records_sent += len(records)
+            self.circuits.success(key.instance, self.clock(), self.store)
             self._apply(key, records, result)
 
-    def _apply(self, key: BatchKey, records: list[Record], result: SyncResult) -> None:
+    def _failed(
+        self, key: BatchKey, client: MarketoApi, records: list[Record], events: list[OutboxEvent], exc: DeliveryError
+    ) -> None:
+        """Carry out what ``retry_policy.durable_action`` says about a failed Sync Leads call."""
         now = self.clock()
-        finishes: list[Finish] = []
-        marks: list[Watermark] = []
-        aliases: list[tuple[str, str]] = []
-        for record, outcome in zip(records, result.results, strict=True):
-            if outcome.status in ("updated", "created"):
-                for event in record.events:
-                    finishes.append(
-                        Finish(
-                            event.id,
-                            "delivered",
-                            outcome.status,
-                            lead_id=outcome.lead_id,
-                            request_id=result.request_id,
-                            at=now,
-                            attempt=Attempt(event.id, now, outcome.status, result.request_id),
-                            sent=record.payload(),
-                        )
-                    )
-                canonical = lead_key(key.instance, "id", outcome.lead_id) if outcome.lead_id else None
-                for attribute, event in record.winners.items():
-                    marks.append(Watermark(record.lead_key, attribute, event.consent_at, event.id))
-                    if canonical and canonical != record.lead_key:
-                        marks.append(Watermark(canonical, attribute, event.consent_at, event.id))
-                if canonical and canonical != record.lead_key:
-                    aliases.append((record.lead_key, canonical))
-                continue
-            code = outcome.code or ""
-            message = outcome.message or "skipped by Marketo"
-            if code == "1006" and self.field_cache is not None:
-                self.field_cache.invalidate(key.instance)
-            if code == "1004":
-                state, reason = "skipped", f"unknown user: Marketo 1004 {message}"
-            else:
-                state, reason = "dead", f"Marketo {code}: {message}"
-            for event in record.events:
-                finishes.append(
-                    Finish(
-                        event.id,
-                        state,
-                        reason,
-                        request_id=result.request_id,
-                        at=now,
-                        attempt=Attempt(event.id, now, "skipped", result.request_id, code, message),
-                    )
-                )
-        self.store.finish(finishes, marks, aliases)
+        action = durable_action(exc)
+        if is_outage(exc):
+            self.circuits.failure(key.instance, exc.code, key.integration_id, now)
+        elif answered(exc):
+            self.circuits.success(key.instance, now, self.store)  # Marketo answered: the instance is up
+        if action is Action.SPLIT and len(records) > 1:
+            half = len(records) // 2
+            log.info("Marketo refused a batch of %d (%s); splitting", len(records), exc.code)
+            self._send(key, client, records[:half])
+            self._send(key, client, records[half:])
+        elif action is Action.RATE_LIMITED:
+            after = exc.retry_after if isinstance(exc, RetryableError) else None
+            pause = rate_limit_pause(self.settings.rate_backoff, after, retry_window(self.settings.retry_delays))
+            self.governor.back_off(key.instance, pause, f"Marketo {exc.code}")
+            self._postpone(events, now + pause, "rate_limited", exc, now)
+        elif action is Action.QUOTA:
+            until = self.governor.pause_until_quota_reset(key.instance)
+            self._postpone(events, until, "quota", exc, now)
+        elif action is Action.DEAD:
+            self._dead(events, f"Marketo {exc.code}: {exc.message}".strip(), now, exc)
+        else:
+            self._retry(events, exc, now)
+
+    # -- circuits ----------------------------------------------------------------------------
+    def _hold(self, events: Sequence[OutboxEvent], circuit: Circuit, now: float) -> None:
+        """Events behind an open circuit wait for it to close; no retry is used up."""
+        first = self.circuits.first_holds(circuit.instance, [e.id for e in events])
+        since = datetime.fromtimestamp(circuit.since or now, UTC).isoformat(timespec="seconds")
+        message = f"instance unreachable since {since}; waiting for it to come back"
+        self.store.reschedule(outcomes.held(events, hold_until(self.settings.circuit, now), first, message, now))
+
+    def _probe_safely(self, circuit: Circuit) -> None:
+        try:
+            self.probe(circuit)
+        except Stopped:
+            pass
+        except Exception:  # a bug must not end the loop; the next probe is already scheduled
+            log.exception("probing %s failed unexpectedly", circuit.instance)
+
+    def probe(self, circuit: Circuit) -> None:
+        """One cheap call to an instance whose circuit is open; any answer from Marketo closes it."""
+        integration = self.integrations.get(circuit.integration_id or "")
+        if integration is None:  # the integration that tripped it is gone: let its events' own calls decide
+            self.circuits.success(circuit.instance, self.clock(), self.store)
+            return
+        self.probes += 1
+        try:
+            self._client(integration).probe()
+        except DeliveryError as exc:
+            if is_outage(exc):
+                self.circuits.probe_failed(circuit.instance, exc.code, self.clock())
+                return
+        self.circuits.success(circuit.instance, self.clock(), self.store)
+
+    def _apply(self, key: BatchKey, records: list[Record], result: SyncResult) -> None:
+        done = outcomes.applied(key.instance, records, result, self.clock())
+        if done.stale_fields and self.field_cache is not None:
+            self.field_cache.invalidate(key.instance)
+        self.store.finish(done.finishes, done.watermarks, done.aliases)
 
     # -- outcomes ----------------------------------------------------------------------------
-    def _retry(self, events: Sequence[OutboxEvent], exc: RetryableError, now: float) -> None:
-        message = f"Marketo {exc.code}: {exc.message}" if exc.code else exc.message
-        finishes, later = [], []
-        for event in events:
-            first = event.first_attempt_at if event.first_attempt_at is not None else now
-            attempts = event.attempts + 1
-            attempt = Attempt(event.id, now, "retry", exc.request_id, exc.code, exc.message)
-            if attempts > len(self._schedule):
-                finishes.append(
-                    Finish(
-                        event.id,
-                        "dead",
-                        f"gave up after {attempts} attempts: {message}",
-                        at=now,
-                        request_id=exc.request_id,
-                        attempt=Attempt(event.id, now, "dead", exc.request_id, exc.code, exc.message),
-                    )
-                )
-            else:
-                due = max(now, first + self._schedule[attempts - 1])
-                later.append(Reschedule(event.id, due, True, first, message, attempt))
+    def _retry(self, events: Sequence[OutboxEvent], exc: DeliveryError, now: float) -> None:
+        """Reschedule on ``retry_policy.next_retry_at``; events with no retry left become dead letters."""
+        finishes, later = outcomes.retried(events, exc, self.settings.retry_delays, now)
+        if finishes and is_outage(exc):  # remembered first: replayed when the outage ends
+            self.circuits.casualties(events[0].instance, [f.event_id for f in finishes], now)
         if finishes:
             self.store.finish(finishes)
         if later:
@@ -398,67 +396,16 @@ class Worker:
             exc.code,
             len(later),
             len(finishes),
+            extra={"code": exc.code, "marketo_request_id": exc.request_id},
         )
 
     def _postpone(
         self, events: Sequence[OutboxEvent], until: float, outcome: str, exc: DeliveryError, now: float
     ) -> None:
-        self.store.reschedule(
-            [
-                Reschedule(
-                    e.id,
-                    until,
-                    False,
-                    e.first_attempt_at,
-                    None,
-                    Attempt(e.id, now, outcome, exc.request_id, exc.code, exc.message),
-                )
-                for e in events
-            ]
-        )
+        self.store.reschedule(outcomes.postponed(events, until, outcome, exc, now))
 
     def _dead(self, events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryError | None = None) -> None:
-        request_id = exc.request_id if exc else None
-        code = exc.code if exc else None
-        self.store.finish(
-            [
-                Finish(
-                    e.id,
-                    "dead",
-                    reason,
-                    request_id=request_id,
-                    at=now,
-                    attempt=Attempt(e.id, now, "dead", request_id, code, reason),
-                )
-                for e in events
-            ]
-        )
-
-
-def _first_leads(events: list[OutboxEvent], count: int) -> tuple[list[OutboxEvent], list[OutboxEvent] | None]:
-    """Split *events* after the first *count* leads (all of a lead's events stay together).
-
-    Returns ``(events of the first count leads, the others)``; the others are ``None`` when there are
-    fewer than *count* leads (the batch is partial).
-    """
-    leads: set[str] = set()
-    for event in events:
-        leads.add(event.lead_key)
-        if len(leads) > count:
-            break
-    if len(leads) < count:
-        return events, None
-    chosen: set[str] = set()
-    batch: list[OutboxEvent] = []
-    rest: list[OutboxEvent] = []
-    for event in events:
-        key = event.lead_key
-        if key in chosen or len(chosen) < count:
-            chosen.add(key)
-            batch.append(event)
-        else:
-            rest.append(event)
-    return batch, rest
+        self.store.finish(outcomes.dead(events, reason, now, exc))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -250,8 +250,9 @@ def test_short_outage_is_survived(procs: Processes, mode: str) -> None:
     records = outbox.wait_finished(ids, 30)
 
     assert [r.state for r in records] == ["delivered", "delivered"], [r.last_error for r in records]
+    # it did fail during the outage (an event may also have waited it out in the describe call's in-call retries)
+    assert any("retry" in outcomes(record) for record in records)
     for record in records:
-        assert "retry" in outcomes(record)  # it did fail during the outage
         assert record.finished_at >= outage_ends - 0.5  # and got through after it
         assert 1 <= record.attempt_count <= 5
     leads = leads_by_email(sandbox.url)
@@ -264,7 +265,8 @@ def test_long_outage_ends_in_dead_letters_that_replay_cleanly(procs: Processes) 
     seed(sandbox.url, [JANE, JOHN])
     server = procs.serve(
         configs=[procs.write_config("email", sample_config("email", sandbox.url))],
-        env={"CONNECTOR_RETRY_DELAYS": "0.2,0.2,0.2,0.2,0.2"},
+        # without the circuit (which would hold them: tests/test_outage_e2e.py), retries run out
+        env={"CONNECTOR_RETRY_DELAYS": "0.2,0.2,0.2,0.2,0.2", "CONNECTOR_CIRCUIT_FAILURES": "0"},
     )
     outbox = Outbox(procs.db_url)
     sandbox_post(sandbox.url, "faults", {"outage": {"mode": "5xx", "seconds": 300}})

@@ -294,8 +294,8 @@ def test_the_worker_loop_survives_a_failing_store(store: SqliteStore, marketo: r
 
 
 def test_first_leads_keeps_each_leads_events_together() -> None:
+    from connector.batching import first_leads as _first_leads
     from connector.outbox import OutboxEvent
-    from connector.worker import _first_leads
 
     def ev(i: int, email: str) -> OutboxEvent:
         return OutboxEvent(i, "acme", INSTANCE, "updateOnly", "email", email, None, {}, "T", 0, None, 0.0, 0.0)

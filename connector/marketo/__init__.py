@@ -15,10 +15,9 @@ from connector.marketo.client import (
     SYNC_ACTIONS,
     CallGate,
     MarketoClient,
-    RecordResult,
-    SyncResult,
 )
 from connector.marketo.codes import error_for_code
+from connector.marketo.results import RecordResult, SyncResult
 from connector.marketo.tokens import DEFAULT_TOKENS, TokenCache
 
 __all__ = [

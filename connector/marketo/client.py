@@ -1,28 +1,30 @@
-"""``MarketoClient``: authenticated, gated REST calls to one Marketo instance, errors translated once."""
+"""``MarketoClient``: authenticated, gated REST calls to one Marketo instance, errors translated once.
+
+The client composes the pieces: ``wire`` (one HTTP exchange, errors from HTTP), ``identity`` (the
+token call), ``tokens`` (the shared cache), ``in_call`` (tenacity retries inside one call, as
+``retry_policy`` decides), ``codes`` (Marketo's response-level codes) and ``results``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import requests
 
-from connector.errors import (
-    BatchTooLarge,
-    PermanentError,
-    RateLimited,
-    RetryableError,
-)
+from connector.errors import BatchTooLarge, PermanentError, RetryableError
 from connector.fields import FieldInfo, PartitionInfo, describe_fields
 from connector.marketo.codes import REAUTH_CODES, error_for_code
+from connector.marketo.identity import fetch_token
+from connector.marketo.in_call import call_with_retries
+from connector.marketo.results import RecordResult, SyncResult, record_result, result_list
 from connector.marketo.tokens import DEFAULT_TOKENS, TokenCache
+from connector.marketo.wire import BASE_HEADERS, Wire, first_error, guard_urllib3_logs, str_or_none
+from connector.retry_policy import InCallPolicy, Operation
 
 __all__ = [
     "MAX_BATCH",
@@ -34,24 +36,16 @@ __all__ = [
     "error_for_code",
 ]
 
-log = logging.getLogger("connector.marketo")
-
 MAX_BATCH = 300  # records per Sync Leads call, and filter values per Get Leads call
 MAX_BODY_BYTES = 1_000_000  # Marketo answers 413 above 1 MB
 MAX_QUERY_CHARS = 7000  # URIs over 8 KB get 414; longer Get Leads queries go as POST + _method=GET
 SYNC_ACTIONS = frozenset({"createOnly", "updateOnly", "createOrUpdate", "createDuplicate"})
 
-_IDENTITY_PATH = "/identity/oauth/token"
 _LEADS_PATH = "/rest/v1/leads.json"
 _DESCRIBE_PATH = "/rest/v1/leads/describe.json"
 _PARTITIONS_PATH = "/rest/v1/leads/partitions.json"
-_BASE_HEADERS = {
-    "Accept": "application/json",
-    "Accept-Encoding": "gzip, deflate",
-    "User-Agent": "connector (consent-to-Marketo sync)",
-}
 
-_SECRET_IN_QUERY = re.compile(r"(client_secret=)[^&\s\"']*")
+T = TypeVar("T")
 
 
 class CallGate(Protocol):
@@ -63,44 +57,6 @@ class CallGate(Protocol):
 class _OpenGate:
     def acquire(self) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
-
-
-@dataclass(frozen=True)
-class RecordResult:
-    """What Marketo did with one input record; ``code``/``message`` explain a skip."""
-
-    status: Literal["updated", "created", "skipped"]
-    lead_id: int | None = None
-    code: str | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """One Sync Leads answer; ``results[i]`` belongs to ``records[i]``."""
-
-    request_id: str | None
-    results: list[RecordResult]
-
-
-class _RedactSecret(logging.Filter):
-    """Masks ``client_secret=`` in urllib3's DEBUG lines, which print the identity URL's query."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except Exception:  # a malformed record is the handler's problem, not the caller's
-            return True
-        if "client_secret=" in text:
-            record.msg = _SECRET_IN_QUERY.sub(r"\1***", text)
-            record.args = None
-        return True
-
-
-def _guard_urllib3_logs() -> None:
-    logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _RedactSecret) for f in logger.filters):
-        logger.addFilter(_RedactSecret())
 
 
 class MarketoClient:
@@ -118,6 +74,7 @@ class MarketoClient:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        retry_policy: InCallPolicy | None = None,
     ) -> None:
         base = instance.strip().rstrip("/")
         base = base.removesuffix("/rest").rstrip("/")
@@ -126,14 +83,14 @@ class MarketoClient:
         self.instance = base
         self.client_id = client_id
         self._client_secret = client_secret
-        self._session = session or requests.Session()
+        self._wire = Wire(base, session or requests.Session(), timeout, clock)
         self._tokens = tokens or DEFAULT_TOKENS
         self._gate: CallGate = gate or _OpenGate()
-        self._timeout = timeout
         self._clock = clock
         self._sleep = sleep
+        self._policy = retry_policy or InCallPolicy()
         self._key = (base, client_id)
-        _guard_urllib3_logs()
+        guard_urllib3_logs()
 
     def __repr__(self) -> str:
         return f"MarketoClient(instance={self.instance!r}, client_id={self.client_id!r})"
@@ -196,7 +153,7 @@ class MarketoClient:
                 code="body_too_large",
             )
         answer = self._call("POST", _LEADS_PATH, data=payload, content_type="application/json")
-        request_id = _str_or_none(answer.get("requestId"))
+        request_id = str_or_none(answer.get("requestId"))
         raw = answer.get("result")
         if not isinstance(raw, list) or len(raw) != len(records):
             got = len(raw) if isinstance(raw, list) else "no"
@@ -205,7 +162,7 @@ class MarketoClient:
                 code="bad_response",
                 request_id=request_id,
             )
-        return SyncResult(request_id, [_record_result(item, request_id) for item in raw])
+        return SyncResult(request_id, [record_result(item, request_id) for item in raw])
 
     def describe(self) -> list[FieldInfo]:
         """Return the instance's lead fields that the REST API can see.
@@ -213,7 +170,7 @@ class MarketoClient:
         Raises:
             DeliveryError: the call failed.
         """
-        return describe_fields(_result_list(self._call("GET", _DESCRIBE_PATH)))
+        return describe_fields(result_list(self._call("GET", _DESCRIBE_PATH)))
 
     def partitions(self) -> list[PartitionInfo]:
         """Return the instance's lead partitions.
@@ -225,13 +182,13 @@ class MarketoClient:
         try:
             return [
                 PartitionInfo(int(p["id"]), str(p["name"]), str(p.get("description") or ""))
-                for p in _result_list(answer)
+                for p in result_list(answer)
             ]
         except (KeyError, TypeError, ValueError):
             raise RetryableError(
                 "Marketo answered with a malformed partition list",
                 code="bad_response",
-                request_id=_str_or_none(answer.get("requestId")),
+                request_id=str_or_none(answer.get("requestId")),
             ) from None
 
     def get_leads(
@@ -265,27 +222,20 @@ class MarketoClient:
                 )
             else:
                 answer = self._call("GET", _LEADS_PATH, params=params)
-            page = _result_list(answer)
+            page = result_list(answer)
             leads.extend(page)
             next_token = answer.get("nextPageToken")
             if not page or not isinstance(next_token, str) or next_token == params.get("nextPageToken"):
                 return leads
             params["nextPageToken"] = next_token
 
-    def _exchange(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
-        """One HTTP exchange with the instance; network failures become ``RetryableError``.
-
-        ``from None``: a requests error's text holds the URL with its query (the identity call's
-        query carries the client secret), so it never reaches a message or a traceback.
+    def probe(self) -> None:
+        """One cheap authenticated call (the partition list), tried once: is the instance reachable?
 
         Raises:
-            RetryableError: code "timeout" or "network".
+            DeliveryError: as any call; ``retry_policy.is_outage`` tells "still down" from "up, but".
         """
-        try:
-            return self._session.request(method, self.instance + path, timeout=self._timeout, **kwargs)
-        except requests.RequestException as exc:
-            code = "timeout" if isinstance(exc, requests.Timeout) else "network"
-            raise RetryableError(f"network error calling Marketo {what}: {type(exc).__name__}", code=code) from None
+        self._call("GET", _PARTITIONS_PATH, retries=False)
 
     # -- authentication ---------------------------------------------------------------------
 
@@ -293,86 +243,17 @@ class MarketoClient:
         return self._tokens.get(self._key, self._fetch_token, self._clock)
 
     def _fetch_token(self) -> tuple[str, float]:
-        """Ask the identity service for a token; returns ``(access_token, expires_in)``.
-
-        A token answered with ``expires_in`` 0 is in its last second: wait for it to expire and ask
-        again (Marketo then issues a new one), at most three times.
-        """
-        for _ in range(3):
-            token, expires_in = self._fetch_token_once()
-            if expires_in > 0:
-                return token, expires_in
-            self._sleep(1.0)
-        raise RetryableError("Marketo identity kept returning an expiring token (expires_in=0)", code="bad_token")
-
-    def _fetch_token_once(self) -> tuple[str, float]:
-        params = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self._client_secret,
-        }
-        started = self._clock()
-        status: int | str = "-"
-        try:
-            status = "network error"
-            response = self._exchange("GET", _IDENTITY_PATH, "identity", params=params, headers=_BASE_HEADERS)
-            status = response.status_code
-            return self._read_token(response)
-        finally:
-            self._log("GET", _IDENTITY_PATH, None, status, started)
-
-    def _read_token(self, response: requests.Response) -> tuple[str, float]:
-        status = response.status_code
-        if status == 401:
-            raise PermanentError(
-                f"Marketo rejected the client credentials for client id '{self.client_id}' "
-                f"(identity HTTP 401{self._identity_detail(response)}): check client_id and client_secret",
-                code="http_401",
-            )
-        if status != 200:
-            retry_after = _retry_after(response)
-            if status == 429:
-                raise RateLimited("Marketo identity answered HTTP 429", code="http_429", retry_after=retry_after)
-            if status >= 500 or status == 408:
-                raise RetryableError(
-                    f"Marketo identity answered HTTP {status}", code=f"http_{status}", retry_after=retry_after
-                )
-            raise PermanentError(
-                f"Marketo identity answered HTTP {status}{self._identity_detail(response)}: "
-                "check the instance URL and the API service",
-                code=f"http_{status}",
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise RetryableError("Marketo identity answered without an access_token", code="bad_response")
-        expires_in = body.get("expires_in") if isinstance(body, dict) else None
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in < 0:
-            raise RetryableError(
-                f"Marketo identity returned a token with expires_in={expires_in!r}; try again shortly",
-                code="bad_token",
-            )
-        return token, float(expires_in)
-
-    def _identity_detail(self, response: requests.Response) -> str:
-        """Return ": <error_description>" from an identity error body, secret masked, or ""."""
-        try:
-            body = response.json()
-        except ValueError:
-            return ""
-        if not isinstance(body, dict):
-            return ""
-        detail = body.get("error_description") or body.get("error")
-        if not isinstance(detail, str) or not detail:
-            return ""
-        if self._client_secret:
-            detail = detail.replace(self._client_secret, "***")
-        return f": {detail[:200]}"
+        """A new token, with in-call retries (a token in its last second is waited out)."""
+        return self._retrying(
+            lambda: fetch_token(self._wire, self.client_id, self._client_secret), Operation.TOKEN, "identity"
+        )
 
     # -- REST calls -------------------------------------------------------------------------
+
+    def _retrying(self, fn: Callable[[], T], operation: Operation, what: str, retries: bool = True) -> T:
+        if not retries:
+            return fn()
+        return call_with_retries(fn, operation, what, policy=self._policy, sleep=self._sleep, clock=self._clock)
 
     def _call(
         self,
@@ -382,15 +263,26 @@ class MarketoClient:
         params: Mapping[str, str] | None = None,
         data: bytes | None = None,
         content_type: str | None = None,
+        retries: bool = True,
     ) -> dict[str, Any]:
-        """Make one REST call, re-authenticating once on 601/602; return the success envelope."""
+        """Make one REST call, re-authenticating once on 601/602; return the success envelope.
+
+        Faults the in-call policy allows (a connection reset; time-outs and 5xx on reads) are
+        retried here, within seconds; everything else is raised for the worker's durable retries.
+        """
+        operation = Operation.WRITE if method == "POST" and (params or {}).get("_method") != "GET" else Operation.READ
         for attempt in (1, 2):
             token = self._token()
-            answer = self._send(method, path, token, params, data, content_type)
+            answer = self._retrying(
+                lambda token=token: self._send(method, path, token, params, data, content_type),  # type: ignore[misc]
+                operation,
+                f"{method} {path}",
+                retries,
+            )
             if answer.get("success") is True:
                 return answer
-            code, message = _first_error(answer)
-            request_id = _str_or_none(answer.get("requestId"))
+            code, message = first_error(answer)
+            request_id = str_or_none(answer.get("requestId"))
             if code in REAUTH_CODES:
                 self._tokens.invalidate(self._key, token)
                 if attempt == 1:
@@ -413,118 +305,8 @@ class MarketoClient:
         content_type: str | None,
     ) -> dict[str, Any]:
         """Send one gated REST request; return its JSON envelope or raise for HTTP/network trouble."""
-        headers = {**_BASE_HEADERS, "Authorization": f"Bearer {token}"}
+        headers = {**BASE_HEADERS, "Authorization": f"Bearer {token}"}
         if content_type:
             headers["Content-Type"] = content_type
-        request_id: str | None = None
-        outcome: int | str = "-"
         with self._gate.acquire():
-            started = self._clock()
-            try:
-                outcome = "network error"
-                response = self._exchange(method, path, f"{method} {path}", params=params, data=data, headers=headers)
-                answer = _envelope(response)
-                request_id = _str_or_none(answer.get("requestId")) if answer is not None else None
-                outcome = response.status_code
-                if answer is not None and answer.get("success") is False:
-                    outcome = f"{response.status_code} error {_first_error(answer)[0]}"
-                _raise_for_status(response, answer, method, path)
-                if answer is None or not isinstance(answer.get("success"), bool):
-                    raise RetryableError(
-                        f"Marketo {method} {path} answered HTTP {response.status_code} without a JSON envelope",
-                        code="bad_response",
-                        request_id=request_id,
-                    )
-                return answer
-            finally:
-                self._log(method, path, request_id, outcome, started)
-
-    def _log(self, method: str, path: str, request_id: str | None, outcome: int | str, started: float) -> None:
-        duration_ms = round((self._clock() - started) * 1000)
-        log.info(
-            "marketo %s %s requestId=%s outcome=%s duration_ms=%d",
-            method,
-            path,
-            request_id or "-",
-            outcome,
-            duration_ms,
-            extra={
-                "marketo_method": method,
-                "marketo_path": path,
-                "marketo_request_id": request_id,
-                "marketo_outcome": outcome,
-                "duration_ms": duration_ms,
-            },
-        )
-
-
-def _envelope(response: requests.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _raise_for_status(response: requests.Response, answer: dict[str, Any] | None, method: str, path: str) -> None:
-    """Raise for a non-200 REST answer (Marketo reports its own errors with HTTP 200)."""
-    status = response.status_code
-    if status == 200:
-        return
-    request_id = _str_or_none(answer.get("requestId")) if answer else None
-    where = f"Marketo {method} {path} answered HTTP {status}"
-    if status == 413:
-        raise BatchTooLarge(f"{where}: request too large, split the batch", code="http_413", request_id=request_id)
-    if status == 414:
-        raise PermanentError(f"{where}: URI too long", code="http_414", request_id=request_id)
-    retry_after = _retry_after(response)
-    if status == 429:
-        raise RateLimited(where, code="http_429", request_id=request_id, retry_after=retry_after)
-    if status < 500 and answer is not None and answer.get("success") is False:
-        return  # a Marketo envelope with its own code: classified by the caller
-    raise RetryableError(where, code=f"http_{status}", request_id=request_id, retry_after=retry_after)
-
-
-def _first_error(answer: Mapping[str, Any]) -> tuple[str, str]:
-    errors = answer.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return str(errors[0].get("code", "")) or "unknown", str(errors[0].get("message", ""))
-    return "bad_response", "success is false but no errors were given"
-
-
-def _result_list(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
-    result = answer.get("result", [])
-    if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
-        raise RetryableError(
-            "Marketo answered with a malformed result list",
-            code="bad_response",
-            request_id=_str_or_none(answer.get("requestId")),
-        )
-    return result
-
-
-def _record_result(item: Any, request_id: str | None) -> RecordResult:
-    status = item.get("status") if isinstance(item, dict) else None
-    if status in ("updated", "created"):
-        lead_id = item.get("id")
-        return RecordResult(status, lead_id if isinstance(lead_id, int) and not isinstance(lead_id, bool) else None)
-    if status == "skipped":
-        reasons = [r for r in item.get("reasons") or [] if isinstance(r, dict)]
-        code = str(reasons[0].get("code")) if reasons else None
-        message = "; ".join(str(r.get("message", "")) for r in reasons) or None
-        return RecordResult("skipped", None, code, message)
-    raise RetryableError(
-        f"Marketo returned a record with status {status!r}", code="bad_response", request_id=request_id
-    )
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        value = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+            return self._wire.rest(method, path, headers, params, data)

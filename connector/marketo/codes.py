@@ -1,6 +1,11 @@
-"""Marketo's response-level error codes and what the caller does next (marketo.md §4)."""
+"""Marketo's error codes and what the caller does next (marketo.md §4): response-level codes become
+``connector.errors`` classes (``error_for_code``); record-level codes become a ``RecordVerdict``.
+
+The only module that reads Marketo codes; the worker acts on the classes and verdicts."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from connector.errors import (
     BatchTooLarge,
@@ -51,3 +56,22 @@ def error_for_code(code: str, message: str, *, request_id: str | None = None) ->
     if code == "1029" and "export daily quota" in message.lower():
         cls = QuotaExceeded
     return cls(f"Marketo error {code}: {message}", code=code, request_id=request_id)
+
+
+@dataclass(frozen=True)
+class RecordVerdict:
+    """What becomes of the events of one record Marketo skipped (``result[i].reasons[0].code``)."""
+
+    state: str  # "skipped" (nothing to do, final) or "dead" (replayable once fixed)
+    reason: str
+    stale_fields: bool = False  # the instance's field catalogue is out of date: describe it again
+
+
+def record_verdict(code: str | None, message: str | None) -> RecordVerdict:
+    """Classify a record-level skip: 1004 (lead not found) is skipped; 1006 (field not found) is dead and
+    means the cached field catalogue is stale; any other code is dead with Marketo's reason."""
+    code = code or ""
+    message = message or "skipped by Marketo"
+    if code == "1004":
+        return RecordVerdict("skipped", f"unknown user: Marketo 1004 {message}")
+    return RecordVerdict("dead", f"Marketo {code}: {message}", stale_fields=code == "1006")
