@@ -321,3 +321,7 @@ def parse_since(text: str, now: float) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+from connector.cli_backfill import backfill as _backfill  # noqa: E402
+
+main.add_command(_backfill)

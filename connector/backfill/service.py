@@ -1,0 +1,118 @@
+"""Wiring a backfill run from the connector's service: store, integration, governor share, clients."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from connector.backfill.checkpoint import RunRecord, totals
+from connector.backfill.delivery import BulkDelivery, Pacing, SyncDelivery
+from connector.backfill.progress import prometheus_lines
+from connector.backfill.runner import Options, Runner, mode_for
+from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
+from connector.governor import Governor
+from connector.models import Integration
+
+#: Share of each instance's call window a backfill may use; the rest stays free for the live stream.
+DEFAULT_SHARE = 0.5
+
+
+def checkpoints_for(store: Any) -> SqliteCheckpoints:
+    """The run store beside the connector's store (SQLite only in this build).
+
+    Raises:
+        ValueError: the store is not the SQLite one.
+    """
+    from connector.sqlite_store import SqliteStore
+
+    if not isinstance(store, SqliteStore):
+        raise ValueError("backfill checkpoints need the SQLite store in this build")
+    return SqliteCheckpoints(store)
+
+
+def new_run(integration: Integration, source: str, out_dir: str | None, dry_run: bool, options: Options) -> RunRecord:
+    now = time.time()
+    run_id = time.strftime("bf-%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(3)
+    directory = Path(out_dir or f"backfill-{run_id}").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    return RunRecord(
+        id=run_id,
+        integration_id=integration.id,
+        source=source if source == "-" else os.path.abspath(source),
+        mode=mode_for(integration),
+        dry_run=dry_run,
+        state="reading",
+        out_dir=str(directory),
+        options={"part_bytes": options.part_bytes, "row_column": options.row_column},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def backfill_governor(service: Any, share: float) -> Governor:
+    """A governor over the same shared budget that admits backfill calls only below *share* of the window."""
+    settings = service.settings
+    return Governor(
+        service.store,
+        calls_per_window=max(1, int(settings.rate_limit * share)),
+        limits={k: max(1, int(v * share)) for k, v in settings.rate_limits.items()},
+        window=settings.rate_window,
+        safety=settings.rate_safety,
+        max_concurrent=max(1, min(2, settings.max_concurrent // 2)),
+        stop=service.stop,
+    )
+
+
+def build_runner(
+    service: Any,
+    integration: Integration,
+    run: RunRecord,
+    *,
+    share: float = DEFAULT_SHARE,
+    pacing: Pacing | None = None,
+    progress: Any = None,
+    clients: Any = None,
+) -> Runner:
+    """A runner for *run*: no Marketo client at all for a dry run."""
+    checkpoints = checkpoints_for(service.store)
+    options = Options(
+        part_bytes=int(run.options.get("part_bytes", Options.part_bytes)),
+        row_column=run.options.get("row_column", "backfillRow"),
+    )
+    if run.dry_run:
+        return Runner(service.store, checkpoints, integration, run, options=options, progress=progress)
+    from connector.marketo import MarketoClient
+    from connector.marketo.bulk import BulkClient
+
+    gate = backfill_governor(service, share).gate(integration.instance)
+    client = MarketoClient(integration.instance, integration.client_id, integration.client_secret, gate=gate)
+    fields = {f.name: f for f in client.describe()}
+    run.counters["calls"] = run.counters.get("calls", 0) + 1
+    lookup = "id" if integration.user_identifiers == ("leadID",) else "email"
+    common = (service.store, checkpoints, integration, lookup, options.row_column or "backfillRow")
+    delivery: Any
+    if run.mode == "sync":
+        delivery = SyncDelivery(client, fields, *common, clock=time.time, pacing=pacing)
+    else:
+        bulk = BulkClient(client, gate=gate)
+        delivery = BulkDelivery(bulk, *common[:4], options.row_column, clock=time.time, pacing=pacing)
+    return Runner(
+        service.store,
+        checkpoints,
+        integration,
+        run,
+        delivery=delivery,
+        fields=fields,
+        options=options,
+        progress=progress,
+    )
+
+
+def backfill_metrics(store: Any, limit: int = 20) -> list[str]:
+    """The figures of the latest backfill runs as Prometheus lines, for the lead to add to ``/metrics``."""
+    checkpoints = checkpoints_for(store)
+    runs = checkpoints.list_runs(limit)
+    return prometheus_lines([(r.id, r.integration_id, r.state, totals(r, checkpoints.parts(r.id))) for r in runs])
