@@ -145,13 +145,29 @@ def send(config_file: str, payload: str, dry_run: bool, db: str | None) -> None:
 @click.option("--leads", "leads_file", default=None, metavar="FILE", help="JSON list of leads to seed.")
 @click.option("--token-ttl", default=3600.0, show_default=True, type=float)
 @click.option("--no-limits", is_flag=True, help="Turn off Marketo's rate, concurrency and quota limits.")
-def sandbox(host: str, port: int, leads_file: str | None, token_ttl: float, no_limits: bool) -> None:
+@click.option(
+    "--import-rows-per-second",
+    default=5000.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Modelled bulk import speed (Adobe publishes none).",
+)
+def sandbox(
+    host: str, port: int, leads_file: str | None, token_ttl: float, no_limits: bool, import_rows_per_second: float
+) -> None:
     """Run a local stand-in of the Marketo REST API (for QA and tests)."""
     from connector.sandbox.server import run_sandbox
 
     logs.configure("INFO")
     try:
-        run_sandbox(host=host, port=port, leads_file=leads_file, token_ttl=token_ttl, limits=not no_limits)
+        run_sandbox(
+            host=host,
+            port=port,
+            leads_file=leads_file,
+            token_ttl=token_ttl,
+            limits=not no_limits,
+            import_rows_per_second=import_rows_per_second,
+        )
     except (OSError, ValueError) as exc:
         fail(str(exc))
 
@@ -321,6 +337,7 @@ def parse_since(text: str, now: float) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
 
 from connector.cli_backfill import backfill as _backfill  # noqa: E402
 

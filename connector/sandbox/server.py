@@ -171,6 +171,7 @@ def run_sandbox(
     max_concurrent: int = 10,
     daily_quota: int = 50000,
     limits: bool = True,
+    import_rows_per_second: float = 5000.0,
 ) -> None:
     """Serve a sandbox until Ctrl-C or SIGTERM, announcing its URL and credentials on one line."""
     config = SandboxConfig(
@@ -180,6 +181,7 @@ def run_sandbox(
         max_concurrent=max_concurrent,
         daily_quota=daily_quota,
         limits=limits,
+        import_rows_per_second=import_rows_per_second,
     )
     state = SandboxState(config, leads=read_leads_file(leads_file) if leads_file else ())
     stop = threading.Event()
