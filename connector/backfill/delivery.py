@@ -121,9 +121,10 @@ class BulkDelivery(_Base):
         now = self.clock()
         if now < self.wait_until:
             return
-        active = [p for p in parts if p.state in ACTIVE]
+        active = [p for p in parts if p.state in ACTIVE and p.batch_id is not None]
         for part in parts:
-            if part.state != "ready" or len(active) >= self.pacing.max_jobs or self.clock() < self.wait_until:
+            unsent = part.state == "ready" or (part.state == "uploading" and part.batch_id is None)
+            if not unsent or len(active) >= self.pacing.max_jobs or self.clock() < self.wait_until:
                 continue
             self._upload(part)
             if part.state in ACTIVE:
