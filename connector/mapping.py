@@ -175,7 +175,9 @@ def _lead_id(value: str) -> int | None:
 
 
 def _items(value: Any) -> list[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if type(item) is dict or isinstance(item, Mapping)]  # dict first: fast path
 
 
 def _id(item: Mapping[str, Any]) -> str | None:

@@ -123,3 +123,29 @@ def test_killed_at_any_moment_and_resumed_no_user_is_sent_twice_or_lost(procs: P
     # None sent twice, except a part whose upload was in flight at the kill (Marketo has no idempotency key).
     assert sandbox_get(sandbox.url, "stats")["rows_imported"] == 3000 + resent_rows
     print(f"kills={kills} resent_rows={resent_rows}", file=sys.stderr)
+
+
+@pytest.mark.slow
+def test_a_100000_line_export_goes_in_with_a_progress_bar_and_a_second_run_changes_nothing(
+    procs: Processes, tmp_path: Path
+) -> None:
+    from bench.backfill import backfill_document, write_export
+
+    sandbox = procs.sandbox(limits=True, extra_args=["--import-rows-per-second", "50000"])
+    config = procs.write_config("acme", backfill_document(sandbox.url))
+    export = tmp_path / "users.jsonl"
+    write_export(export, 100_000)
+    first = procs.cli(
+        "backfill", str(export), "--config", str(config), "--progress", "bar", *FAST[:4], db=True, timeout=300
+    )
+    assert first.returncode == 0, first.stdout + first.stderr[-2000:]
+    assert "rows/s" in first.stderr  # tqdm's bar, forced on although stderr is a file here
+    stats = sandbox_get(sandbox.url, "stats")
+    assert stats["leads"] == 100_000 and stats["rows_imported"] == 100_000
+    assert stats["errors"].get("606", 0) == 0 and stats["errors"].get("615", 0) == 0
+    leads_before = sandbox_get(sandbox.url, "leads")
+    second = procs.cli("backfill", str(export), "--config", str(config), *FAST, db=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "stale            100000" in second.stdout and "uploaded         0" in second.stdout
+    after = sandbox_get(sandbox.url, "stats")
+    assert after["rows_imported"] == 100_000 and sandbox_get(sandbox.url, "leads") == leads_before

@@ -66,7 +66,7 @@ def map_user(item: Item, integration: Integration) -> Row | Reject | Empty:
     if not isinstance(user, Mapping):
         return Reject(item.record, item.line, f"a user must be a JSON object, not {json_type(user)}")
     raw_id = user.get("id")
-    user_id = clip(str(raw_id), 200) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
+    user_id = _user_id(raw_id)
     oid = user.get("organization_user_id")
     if isinstance(oid, int) and not isinstance(oid, bool):
         oid = str(oid)
@@ -102,6 +102,13 @@ def map_user(item: Item, integration: Integration) -> Row | Reject | Empty:
         attributes=dict(update.attributes),
         consent_at=consent_at,
     )
+
+
+def _user_id(raw: Any) -> str:
+    if not isinstance(raw, str | int) or isinstance(raw, bool):
+        return ""
+    text = str(raw)
+    return text if len(text) <= 200 and text.isprintable() else clip(text, 200)
 
 
 def lead_watermarks(store: Store, keys: Sequence[str]) -> dict[tuple[str, str], str]:
