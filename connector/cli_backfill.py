@@ -87,10 +87,11 @@ def run_command(
 ) -> None:
     """Import FILE (or resume RUN) into Marketo for one integration."""
     from connector.backfill.delivery import Pacing
+    from connector.backfill.metrics import checkpoints_for
     from connector.backfill.progress import Progress, summary
     from connector.backfill.reader import InputError, open_input
     from connector.backfill.runner import Options
-    from connector.backfill.service import build_runner, checkpoints_for, new_run
+    from connector.backfill.service import build_runner, new_run
 
     service = open_service(db)
     run_id = resume
@@ -140,7 +141,7 @@ def run_command(
         fail(f"{exc}; resume with `connector backfill --resume {run_id}`" if run_id else str(exc))
     click.echo(summary(run.id, run.state, figures))
     click.echo(f"failures and rejects: {run.out_dir}/failures.csv")
-    sys.exit(0 if run.state == "done" else 1)
+    sys.exit(0 if run.state in ("done", "dry-run") else 1)
 
 
 @backfill.command("status")
@@ -150,8 +151,8 @@ def run_command(
 def status_command(run_id: str | None, as_json: bool, db: str | None) -> None:
     """Figures of run RUN, or of the latest runs."""
     from connector.backfill.checkpoint import totals
+    from connector.backfill.metrics import checkpoints_for
     from connector.backfill.progress import summary
-    from connector.backfill.service import checkpoints_for
 
     service = open_service(db)
     checkpoints = checkpoints_for(service.store)

@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS backfill_parts (
 #: Counters kept on the run (reading side); the delivery side is summed from its parts.
 READ_COUNTERS = ("read", "mapped", "rejected", "empty", "stale", "calls", "rejects_bytes", "reasserted")
 PART_STATES = ("ready", "uploading", "queued", "importing", "complete", "failed")
-RUN_STATES = ("reading", "delivering", "done", "failed")
+RUN_STATES = ("reading", "delivering", "done", "dry-run")
 
 
 @dataclass

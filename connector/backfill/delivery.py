@@ -129,8 +129,9 @@ class BulkDelivery(_Base):
             self._upload(part)
             if part.state in ACTIVE:
                 active.append(part)
-        for part in [p for p in parts if p.state in ACTIVE][:2]:
-            if part.batch_id is not None and (part.next_poll_at or 0) <= self.clock() >= self.wait_until:
+        for part in [p for p in parts if p.state in ACTIVE and p.batch_id is not None][:2]:
+            now = self.clock()
+            if (part.next_poll_at or 0.0) <= now and now >= self.wait_until:
                 self._poll(part)
 
     def _upload(self, part: PartRecord) -> None:
@@ -182,7 +183,9 @@ class BulkDelivery(_Base):
         now, done = self.clock(), job.processed + job.failed
         previous = self._seen.get(part.number)
         self._seen[part.number] = (now, done)
-        if job.status != "Importing" or previous is None or done <= previous[1] or now <= previous[0]:
+        if job.status != "Importing":
+            return self.pacing.poll_max  # queued behind other jobs (ours or another tool's): nothing to see soon
+        if previous is None or done <= previous[1] or now <= previous[0]:
             return self.pacing.poll_min
         rate = (done - previous[1]) / (now - previous[0])
         return max(self.pacing.poll_min, min(self.pacing.poll_max, (part.rows - done) / rate))

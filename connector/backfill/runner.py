@@ -85,7 +85,8 @@ class Runner:
         if stream is not None and self.run.state == "reading":
             self._read(stream)
         self._deliver_all()
-        state = "done" if all(p.state in ("complete", "failed") for p in self.parts) else "delivering"
+        finished = all(p.state in ("complete", "failed") for p in self.parts)
+        state = "dry-run" if self.delivery is None else "done" if finished else "delivering"
         self.checkpoints.set_run_state(self.run.id, state, self._all_counters(), self.clock())
         self.run.state = state
         self._combine_failures()

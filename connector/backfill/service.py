@@ -8,29 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from connector.backfill.checkpoint import RunRecord, totals
+from connector.backfill.checkpoint import RunRecord
 from connector.backfill.delivery import BulkDelivery, Pacing, SyncDelivery
-from connector.backfill.progress import prometheus_lines
+from connector.backfill.metrics import checkpoints_for
 from connector.backfill.runner import Options, Runner, mode_for
-from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
 from connector.governor import Governor
 from connector.models import Integration
 
 #: Share of each instance's call window a backfill may use; the rest stays free for the live stream.
 DEFAULT_SHARE = 0.5
-
-
-def checkpoints_for(store: Any) -> SqliteCheckpoints:
-    """The run store beside the connector's store (SQLite only in this build).
-
-    Raises:
-        ValueError: the store is not the SQLite one.
-    """
-    from connector.sqlite_store import SqliteStore
-
-    if not isinstance(store, SqliteStore):
-        raise ValueError("backfill checkpoints need the SQLite store in this build")
-    return SqliteCheckpoints(store)
 
 
 def new_run(integration: Integration, source: str, out_dir: str | None, dry_run: bool, options: Options) -> RunRecord:
@@ -109,10 +95,3 @@ def build_runner(
         options=options,
         progress=progress,
     )
-
-
-def backfill_metrics(store: Any, limit: int = 20) -> list[str]:
-    """The figures of the latest backfill runs as Prometheus lines, for the lead to add to ``/metrics``."""
-    checkpoints = checkpoints_for(store)
-    runs = checkpoints.list_runs(limit)
-    return prometheus_lines([(r.id, r.integration_id, r.state, totals(r, checkpoints.parts(r.id))) for r in runs])
