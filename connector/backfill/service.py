@@ -38,8 +38,14 @@ def new_run(integration: Integration, source: str, out_dir: str | None, dry_run:
     )
 
 
-def backfill_governor(service: Any, share: float) -> Governor:
-    """A governor over the same shared budget that admits backfill calls only below *share* of the window."""
+def backfill_governor(service: Any, share: float, **timing: Any) -> Governor:
+    """A governor over the same shared budget that admits backfill calls only below *share* of the window.
+
+    The call log and concurrency slots are the instance's, shared with the worker: a backfill call is
+    admitted only while fewer than ``share x limit`` calls of anyone are in the window and fewer than
+    two calls of anyone are in flight, so the live stream always finds budget. *timing*: ``clock``,
+    ``sleep`` (tests).
+    """
     settings = service.settings
     return Governor(
         service.store,
@@ -49,6 +55,7 @@ def backfill_governor(service: Any, share: float) -> Governor:
         safety=settings.rate_safety,
         max_concurrent=max(1, min(2, settings.max_concurrent // 2)),
         stop=service.stop,
+        **timing,
     )
 
 
