@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -114,22 +115,20 @@ def run_command(
             checkpoints.create_run(run)
             run_id = run.id
             click.echo(f"backfill run {run.id}: {run.mode} mode, files in {run.out_dir}", err=True)
-        bar = {"bar": True, "lines": False}.get(progress_mode)
-        progress = Progress(None, bar=bar)
-        runner = build_runner(
-            service,
-            integration,
-            run,
-            share=share,
-            pacing=Pacing(poll_min=poll_min, poll_max=max(poll_min, poll_max)),
-            progress=progress,
-        )
         stream = None
         if run.state == "reading":
             if run.source == "-" and source != "-":
                 fail("this run reads standard input: pipe the same export again and pass -")
             stream = open_input(source if source == "-" else run.source)
+        size = os.path.getsize(run.source) if run.source != "-" and stream is not None else None
+        progress = Progress(
+            size,
+            position=stream.tell if size and stream is not None else None,
+            bar={"bar": True, "lines": False}.get(progress_mode),
+        )
+        pacing = Pacing(poll_min=poll_min, poll_max=max(poll_min, poll_max))
         try:
+            runner = build_runner(service, integration, run, share=share, pacing=pacing, progress=progress)
             figures = runner.execute(stream)
         finally:
             progress.close()

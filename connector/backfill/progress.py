@@ -36,41 +36,58 @@ class Progress:
         total_bytes: int | None,
         stream: IO[str] | None = None,
         *,
+        position: Callable[[], int] | None = None,
         every: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         bar: bool | None = None,
     ) -> None:
         self.stream = stream or sys.stderr
+        self.total = total_bytes or None
+        self.position = position  # bytes of the input read so far (a file's tell()), for the ETA
         self.every, self.clock = every, clock
         self.started = self.last = clock()
         self._bar: Any = None
         if bar if bar is not None else self.stream.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(unit=" rows", file=self.stream, dynamic_ncols=True, smoothing=0.1)
-        self.read = 0
+            self._bar = tqdm(
+                total=self.total, unit="B", unit_scale=True, file=self.stream, dynamic_ncols=True, smoothing=0.1
+            )
+
+    def _done_bytes(self) -> int | None:
+        if self.position is None:
+            return None
+        try:
+            return self.position()
+        except (OSError, ValueError):  # closed, or a pipe
+            return None
 
     def __call__(self, figures: dict[str, int]) -> None:
         read = figures.get("read", 0)
+        elapsed = max(self.clock() - self.started, 1e-9)
+        done = self._done_bytes()
         if self._bar is not None:
-            self._bar.update(read - self.read)
+            if done is not None:
+                self._bar.n = min(done, self.total or done)
             self._bar.set_postfix_str(
-                f"imported {figures.get('imported', 0)} jobs {figures.get('jobs_complete', 0)} done "
-                f"{figures.get('jobs_importing', 0)} importing calls {figures.get('calls', 0)}",
-                refresh=False,
+                f"{read} rows, {read / elapsed:.0f} rows/s, imported {figures.get('imported', 0)}, "
+                f"jobs {figures.get('jobs_complete', 0)} done {figures.get('jobs_importing', 0)} importing, "
+                f"calls {figures.get('calls', 0)}",
+                refresh=True,
             )
         elif self.clock() - self.last >= self.every:
             self.last = self.clock()
-            elapsed = max(self.last - self.started, 1e-9)
+            eta = ""
+            if done and self.total and done < self.total:
+                eta = f", {100 * done / self.total:.0f}% of the input, ETA {elapsed * (self.total - done) / done:.0f} s"
             self.stream.write(
-                f"backfill: read {read} ({read / elapsed:.0f} rows/s), mapped {figures.get('mapped', 0)}, "
+                f"backfill: read {read} ({read / elapsed:.0f} rows/s{eta}), mapped {figures.get('mapped', 0)}, "
                 f"rejected {figures.get('rejected', 0)}, stale {figures.get('stale', 0)}, "
                 f"imported {figures.get('imported', 0)}, jobs {figures.get('jobs_complete', 0)} complete / "
                 f"{figures.get('jobs_importing', 0)} importing / {figures.get('jobs_queued', 0)} queued, "
                 f"Marketo calls {figures.get('calls', 0)}\n"
             )
             self.stream.flush()
-        self.read = read
 
     def close(self) -> None:
         if self._bar is not None:

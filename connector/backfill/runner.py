@@ -173,7 +173,7 @@ class Runner:
     def _pump(self) -> None:
         if self.delivery is not None:
             self.delivery.pump(self.parts)
-            self.progress(self.figures())
+        self.progress(self.figures())
 
     def _deliver_all(self) -> None:
         if self.delivery is None:
