@@ -86,7 +86,11 @@ def run_command(
     progress_mode: str,
     db: str | None,
 ) -> None:
-    """Import FILE (or resume RUN) into Marketo for one integration."""
+    """Import FILE (or resume RUN) into Marketo for one integration.
+
+    FILE holds Didomi consent-users as JSON Lines, a JSON array or an API page {"data": [...]}; - reads
+    standard input. See also: connector backfill status [RUN].
+    """
     from connector.backfill.delivery import Pacing
     from connector.backfill.metrics import checkpoints_for
     from connector.backfill.progress import Progress, summary
