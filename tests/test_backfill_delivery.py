@@ -204,3 +204,81 @@ def test_a_consent_streamed_while_the_job_imports_is_not_overwritten_by_the_job(
     assert leads(sandbox)["jane@example.com"]["consentNewsletter"] is False  # the newest consent wins
     key = lead_key(integration.instance, "email", "jane@example.com")
     assert store.watermarks([key])[(key, "consentNewsletter")] == "2025-06-01T00:00:00.000000Z"
+
+
+class _FlakyBulk:
+    """A BulkApi that answers uploads from a script of exceptions, then accepts."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.calls = 0
+        self.uploads = 0
+
+    def upload(self, name: str, data: bytes, lookup_field: str, partition: str | None = None) -> Any:
+        from connector.marketo.bulk import ImportStatus
+
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.uploads += 1
+        return ImportStatus(1, "Importing")
+
+    def status(self, batch_id: int) -> Any:
+        from connector.marketo.bulk import ImportStatus
+
+        self.calls += 1
+        return ImportStatus(batch_id, "Complete", processed=3)
+
+    def failures(self, batch_id: int) -> bytes:
+        raise AssertionError("no failures to fetch")
+
+    warnings = failures
+
+
+def _one_part(store: SqliteStore, tmp_path: Path, api: _FlakyBulk) -> tuple[Any, Any, Both]:
+    from connector.backfill.checkpoint import PartRecord
+    from connector.backfill.csvparts import PartWriter
+    from connector.backfill.delivery import BulkDelivery
+    from connector.backfill.rows import Row
+    from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
+
+    integration = sandbox_integration("http://127.0.0.1:9")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    writer = PartWriter(tmp_path, "email")
+    for i in range(3):
+        row = Row(i + 1, i + 1, f"u{i}", f"k{i}", "email", f"u{i}@example.com", {"consentNewsletter": True}, "2024")
+        writer.add(row, row.attributes)
+    [part] = writer.flush()
+    checkpoints = SqliteCheckpoints(store)
+    run = new_run(tmp_path, integration, run_id=tmp_path.name)
+    checkpoints.create_run(run)
+    record = PartRecord(run.id, part.number, part.path, part.rows, part.bytes)
+    checkpoints.save_progress(run.id, 3, {}, "delivering", [record], 0.0)
+    both = Both(ManualClock())
+    delivery = BulkDelivery(api, store, checkpoints, integration, "email", "backfillRow", clock=both, pacing=Pacing())
+    return delivery, record, both
+
+
+def test_an_upload_without_an_answer_is_sent_again_and_counted_as_resent(store: SqliteStore, tmp_path: Path) -> None:
+    from connector.errors import RetryableError
+
+    api = _FlakyBulk(RetryableError("network error", code="timeout"), RetryableError("HTTP 502", code="http_502"))
+    delivery, part, both = _one_part(store, tmp_path, api)
+    for _ in range(6):
+        delivery.pump([part])
+        both.sleep(10)
+    assert part.state == "complete" and api.uploads == 1
+    assert part.resent == 1  # the timeout may have queued it; the 502 surely did not
+    assert part.calls == api.calls == 4
+
+
+def test_a_refused_upload_fails_the_part_and_a_spent_quota_stops_the_run(store: SqliteStore, tmp_path: Path) -> None:
+    from connector.errors import PermanentError, QuotaExceeded
+
+    delivery, part, _ = _one_part(store, tmp_path, _FlakyBulk(PermanentError("Access denied", code="603")))
+    delivery.pump([part])
+    assert part.state == "failed" and part.failed == 3 and "603" in str(part.message)
+    delivery, part, _ = _one_part(store, tmp_path / "q", _FlakyBulk(QuotaExceeded("Daily quota reached", code="607")))
+    with pytest.raises(QuotaExceeded):
+        delivery.pump([part])
+    assert part.state == "ready"

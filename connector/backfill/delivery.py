@@ -145,7 +145,10 @@ class BulkDelivery(_Base):
             job = self.api.upload(Path(part.path).name, data, self.lookup_field, self._partition())
         except DeliveryError as exc:
             part.calls += self.api.calls - before
-            part.state = "ready" if not isinstance(exc, PermanentError | QuotaExceeded) else part.state
+            # Refused: not queued, send again. No answer (timeout, network): maybe queued, so it stays
+            # "uploading" and its next upload counts as resent.
+            if not isinstance(exc, PermanentError) and exc.code not in ("timeout", "network"):
+                part.state = "ready"
             self.checkpoints.update_part(part)
             self._trouble(part, exc)
             return

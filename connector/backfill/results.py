@@ -84,7 +84,7 @@ def settle(
 ) -> int:
     """Record one finished part: failures file, watermarks, re-asserts. Returns events re-asserted."""
     reasserted = 0
-    with open(_failures_path(part.path), "w", encoding="utf-8", newline="") as out:
+    with open(failures_path(part.path), "w", encoding="utf-8", newline="") as out:
         failures = csv.writer(out)
         failures.writerow(FAILURE_COLUMNS)
         for chunk in _chunks(_rows(part.path, row_column)):
@@ -193,10 +193,6 @@ def _chunks(
         yield chunk
 
 
-def _failures_path(part_path: str) -> str:
-    return part_path[: -len(".csv")] + ".failures.csv"
-
-
 def failures_path(part_path: str) -> str:
     """Where the failures (and warnings, skips) of a settled part are written."""
-    return _failures_path(part_path)
+    return part_path[: -len(".csv")] + ".failures.csv"

@@ -20,6 +20,7 @@ from typing import IO, Any
 from connector.backfill.checkpoint import CheckpointStore, PartRecord, RunRecord, totals
 from connector.backfill.csvparts import DEFAULT_PART_BYTES, PartWriter, convert_row
 from connector.backfill.reader import read_users
+from connector.backfill.results import failures_path
 from connector.backfill.rows import Empty, Reject, Row, drop_stale, lead_watermarks, map_user
 from connector.fields import FieldInfo
 from connector.models import Integration
@@ -200,7 +201,7 @@ class Runner:
                     for row in csv.DictReader(handle):
                         writer.writerow((row["record"], row["line"], row["user_id"], "", "rejected", row["reason"]))
             for part in self.parts:
-                path = Path(part.path[: -len(".csv")] + ".failures.csv")
+                path = Path(failures_path(part.path))
                 if path.exists():
                     with open(path, encoding="utf-8", newline="") as handle:
                         reader = csv.reader(handle)
