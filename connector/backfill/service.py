@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from connector.backfill.metrics import checkpoints_for
 from connector.backfill.runner import Options, Runner, mode_for
 from connector.governor import Governor
 from connector.models import Integration
+from connector.worker import _pid_alive  # one liveness check for leases and slots
 
 #: Share of each instance's call window a backfill may use; the rest stays free for the live stream.
 DEFAULT_SHARE = 0.5
@@ -47,6 +49,7 @@ def backfill_governor(service: Any, share: float, **timing: Any) -> Governor:
     ``sleep`` (tests).
     """
     settings = service.settings
+    timing.setdefault("owner", process_owner())
     return Governor(
         service.store,
         calls_per_window=max(1, int(settings.rate_limit * share)),
@@ -57,6 +60,21 @@ def backfill_governor(service: Any, share: float, **timing: Any) -> Governor:
         stop=service.stop,
         **timing,
     )
+
+
+def process_owner() -> str:
+    """The governor owner of this backfill process; its slots are ``<owner>:...``."""
+    return f"backfill:{socket.gethostname()}:{os.getpid()}"
+
+
+def _release_dead_predecessor(store: Any, checkpoints: Any, run: RunRecord) -> None:
+    """Free the call slots a killed process of this run still holds (else they block for a minute)."""
+    previous = str(run.options.get("process") or "")
+    parts = previous.split(":")
+    if len(parts) == 3 and parts[1] == socket.gethostname() and parts[2].isdigit() and not _pid_alive(int(parts[2])):
+        store.release_orphans([previous + ":"])
+    run.options = {**run.options, "process": process_owner()}
+    checkpoints.set_options(run.id, run.options)
 
 
 def build_runner(
@@ -80,6 +98,7 @@ def build_runner(
     from connector.marketo import MarketoClient
     from connector.marketo.bulk import BulkClient
 
+    _release_dead_predecessor(service.store, checkpoints, run)
     gate = backfill_governor(service, share).gate(integration.instance)
     client = MarketoClient(integration.instance, integration.client_id, integration.client_secret, gate=gate)
     fields = {f.name: f for f in client.describe()}

@@ -87,6 +87,10 @@ class SqliteCheckpoints:
                 (state, json.dumps(dict(counters)), at, run_id),
             )
 
+    def set_options(self, run_id: str, options: Mapping[str, Any]) -> None:
+        with self.store._write() as db:
+            db.execute("UPDATE backfill_runs SET options = ? WHERE id = ?", (json.dumps(dict(options)), run_id))
+
     def parts(self, run_id: str) -> list[PartRecord]:
         rows = self.store._connect().execute(
             f"SELECT {_PART_COLUMNS} FROM backfill_parts WHERE run_id = ? ORDER BY number", (run_id,)
