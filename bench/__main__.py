@@ -90,6 +90,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2,
         help="also measure the intake in this many processes sharing the database (default 2; 1: no)",
     )
+    parser.add_argument(
+        "--backfill",
+        type=int,
+        default=0,
+        metavar="USERS",
+        help="also run the backfill phase with this many synthetic users (e.g. 1000000; see bench.backfill)",
+    )
     parser.add_argument("--out", default="bench-results.json", help="JSON results (default bench-results.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, logs)")
     return parser.parse_args(argv)
@@ -160,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.rss_backlog:
             _say(f"rss: filling {args.rss_backlog:,} events, worker runs {args.rss_seconds:g} s ...")
             results["rss"] = phases.rss(workdir, args.rss_backlog, m["leads"], seconds=args.rss_seconds)
+        if args.backfill:
+            from bench import backfill
+
+            _say(f"backfill: {args.backfill:,} users by bulk import while {args.e2e_rate:g} events/s stream ...")
+            results["backfill"] = backfill.run(args.backfill, speed=5000.0, rate=args.e2e_rate, keep=args.keep)
+            _say(backfill.report(results["backfill"]))
         results["comparison"] = _compare(results)
     finally:
         results["seconds"] = round(time.time() - started, 1)

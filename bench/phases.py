@@ -199,17 +199,7 @@ def serve_phases(
         )
         sent = {r[3]: r[0] for r in light["results"] if r and r[2] == 202 and r[3] is not None}
         reader = sqlite3.connect(str(db_path), timeout=30)
-        deadline = time.time() + 30
-        rows: list[Any] = []
-        while time.time() < deadline:
-            marks = ",".join("?" * len(sent))
-            rows = reader.execute(
-                f"SELECT id, state, finished_at FROM events WHERE id IN ({marks})", tuple(sent)
-            ).fetchall()
-            if all(r[1] != "pending" for r in rows):
-                break
-            time.sleep(0.2)
-        latencies = [r[2] - sent[r[0]] for r in rows if r[1] == "delivered" and r[2] is not None]
+        latencies = delivered_latencies(reader, sent)
         e2e_stats = sandbox.stats()
         e2e = {
             "rate": e2e_rate,
@@ -236,6 +226,21 @@ def serve_phases(
             serve.stop()
         sandbox.stop()
     return intake, e2e
+
+
+def delivered_latencies(reader: sqlite3.Connection, sent: dict[int, float], timeout: float = 30.0) -> list[float]:
+    """Seconds from sending to delivery of each event in *sent* (event id -> send time), once none is pending."""
+    deadline = time.time() + timeout
+    rows: list[Any] = []
+    while sent and time.time() < deadline:
+        marks = ",".join("?" * len(sent))
+        rows = reader.execute(
+            f"SELECT id, state, finished_at FROM events WHERE id IN ({marks})", tuple(sent)
+        ).fetchall()
+        if all(r[1] != "pending" for r in rows):
+            break
+        time.sleep(0.2)
+    return [r[2] - sent[r[0]] for r in rows if r[1] == "delivered" and r[2] is not None]
 
 
 def _start_serve(workdir: Path, name: str, sandbox: Sandbox, *, processes: int = 1) -> tuple[Serve, Path, str]:

@@ -170,6 +170,13 @@ def send(config_file: str, payload: str, dry_run: bool, describe_file: str | Non
     envvar="CONNECTOR_SANDBOX_CLIENT_SECRET",
     help="OAuth client secret to accept (default: sandbox-secret; or $CONNECTOR_SANDBOX_CLIENT_SECRET). Never echoed.",
 )
+@click.option(
+    "--import-rows-per-second",
+    default=5000.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Modelled bulk import speed (Adobe publishes none).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -178,6 +185,7 @@ def sandbox(
     no_limits: bool,
     client_id: str | None,
     client_secret: str | None,
+    import_rows_per_second: float,
 ) -> None:
     """Run a local stand-in of the Marketo REST API (for QA and tests)."""
     from connector.sandbox.server import run_sandbox
@@ -193,6 +201,7 @@ def sandbox(
             limits=not no_limits,
             client_id=client_id,
             client_secret=client_secret,
+            import_rows_per_second=import_rows_per_second,
         )
     except (OSError, ValueError) as exc:
         fail(str(exc))
@@ -387,3 +396,6 @@ main.add_command(_erasures)
 from connector.cli_db import db as _db_group  # noqa: E402 - subcommand modules register after main
 
 main.add_command(_db_group)
+from connector.cli_backfill import backfill as _backfill  # noqa: E402
+
+main.add_command(_backfill)

@@ -15,6 +15,7 @@
     └── DeliveryError               talking to Marketo failed
         ├── RetryableError          transient: reschedule, counts against the event's retries
         │   ├── RateLimited         606 / 615: back off, does NOT count against the retries
+        │   ├── QueueFull           1016: too many bulk imports queued: wait for one to finish
         │   └── BatchTooLarge       413 / 604: split the batch and resend (a batch of one: retry)
         ├── QuotaExceeded           607: park the instance until the daily reset
         └── PermanentError          will not succeed as sent: dead-letter with the reason
@@ -144,6 +145,10 @@ class RetryableError(DeliveryError):
 
 class RateLimited(RetryableError):
     """606 / 615: Marketo's shared budget was spent; back off without using up a retry."""
+
+
+class QueueFull(RetryableError):
+    """1016 "Too many imports": the instance's bulk import queue is full; wait, it is not a failure."""
 
 
 class BatchTooLarge(RetryableError):

@@ -193,6 +193,11 @@ def _regulation(envelope: Mapping[str, Any], entity: Mapping[str, Any]) -> str |
     return "gdpr"  # Didomi's default when an event names no regulation
 
 
+def consent_time(entity: Mapping[str, Any]) -> str | None:
+    """The consent time of an event entity or a consent-user object (see ``_timestamp``), or None."""
+    return _timestamp(entity)
+
+
 def _timestamp(entity: Mapping[str, Any]) -> str | None:
     """Return updated_at, else created_at, as UTC "YYYY-MM-DDTHH:MM:SS.ffffffZ" (naive = UTC)."""
     for key in ("updated_at", "created_at"):

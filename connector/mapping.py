@@ -115,6 +115,15 @@ def flatten(entity: Mapping[str, Any]) -> dict[str, Any]:
     return props
 
 
+def flatten_user(user: Mapping[str, Any]) -> dict[str, Any]:
+    """Return every flattened property of a Didomi consent-user object (``GET /consents/users``).
+
+    A user carries ``organization_user_id``, ``metadata`` and ``consents`` at the top level where an
+    event carries them under ``user``; the names and rules are those of :func:`flatten`.
+    """
+    return flatten({"user": user, "consents": user.get("consents")})
+
+
 def map_consent(consent: Consent, integration: Integration) -> LeadUpdate | Skipped:
     """Return the Marketo write one consent asks for, or why there is none."""
     lookup = resolve_lead(consent.organization_user_id, integration.user_identifiers)
@@ -166,7 +175,9 @@ def _lead_id(value: str) -> int | None:
 
 
 def _items(value: Any) -> list[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if type(item) is dict or isinstance(item, Mapping)]  # dict first: fast path
 
 
 def _id(item: Mapping[str, Any]) -> str | None:

@@ -21,6 +21,7 @@ from flask import Flask, Response, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from connector.sandbox.bulk import register_bulk
 from connector.sandbox.codes import ApiError, HttpFailure, message_for
 from connector.sandbox.control import control_blueprint
 from connector.sandbox.inflight import lead_keys
@@ -55,6 +56,7 @@ def create_app(state: SandboxState | None = None) -> Flask:
     ]
     for rule, view, methods in routes:
         app.add_url_rule(rule, view.__name__, view, methods=methods, provide_automatic_options=False)
+    register_bulk(app, api._rest, sandbox)
     app.register_error_handler(HTTPException, api.http_error)
     app.register_error_handler(Exception, api.crash)
     return app
@@ -110,6 +112,8 @@ class _Api:
             self.state.note_error("414")
             return http_failure(414)
         limit = config.max_control_body_bytes if kind == "control" else config.max_body_bytes
+        if request.path.startswith("/bulk/"):
+            limit = config.max_import_bytes
         request.max_content_length = limit
         if kind == "control":
             return None

@@ -20,6 +20,7 @@ ADJUSTABLE: dict[str, type] = {
     "rate_window": float,
     "max_concurrent": int,
     "daily_quota": int,
+    "import_rows_per_second": float,
 }
 
 
@@ -37,6 +38,8 @@ class SandboxConfig:
     max_concurrent: int = 10
     daily_quota: int = 50_000
     max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 10_485_760  # bulk import: "less than 10MB"
+    import_rows_per_second: float = 5_000.0  # modelled bulk import speed (Adobe publishes none)
     max_control_body_bytes: int = 64 * 1_048_576
     max_uri_bytes: int = 8_192
     max_batch: int = 300

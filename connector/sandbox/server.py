@@ -178,6 +178,7 @@ def run_sandbox(
     limits: bool = True,
     client_id: str | None = None,
     client_secret: str | None = None,
+    import_rows_per_second: float = 5000.0,
 ) -> None:
     """Serve a sandbox until Ctrl-C or SIGTERM, announcing its URL and credentials on one line.
 
@@ -193,6 +194,7 @@ def run_sandbox(
         max_concurrent=max_concurrent,
         daily_quota=daily_quota,
         limits=limits,
+        import_rows_per_second=import_rows_per_second,
     )
     state = SandboxState(config, leads=read_leads_file(leads_file) if leads_file else ())
     stop = threading.Event()

@@ -16,10 +16,11 @@ import hmac
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
+from connector.sandbox.bulk import BulkImports
 from connector.sandbox.catalogue import Catalogue
 from connector.sandbox.clock import Clock, iso_utc, system_clock
 from connector.sandbox.codes import ApiError, HttpFailure, http_status_code, message_for
@@ -44,6 +45,7 @@ STAT_KEYS = (
     "updated",
     "deleted",
 )
+T = TypeVar("T")
 BAD_CREDENTIALS = {"error": "invalid_client", "error_description": "Bad client credentials"}
 
 
@@ -66,6 +68,7 @@ class SandboxState:
         self._limiter = CallLimiter()
         self._faults = Faults()
         self.in_flight = LeadsInFlight()
+        self._imports = BulkImports(self._store, self.catalogue, self.partitions)
         self._request_counter = random.randrange(0x1000, 0x10000)
         self._reset_stats()
         self.seed(leads)
@@ -170,6 +173,11 @@ class SandboxState:
         with self._lock:
             return get_lead(self._store, self.catalogue, lead_id, params)
 
+    def bulk_call(self, call: Callable[[BulkImports, float], T]) -> T:
+        """Run *call(imports, now)* on the bulk import queue under the state's lock (``bulk`` module)."""
+        with self._lock:
+            return call(self._imports, self.clock())
+
     def describe(self) -> list[dict[str, Any]]:
         return self.catalogue.describe()
 
@@ -206,6 +214,7 @@ class SandboxState:
             self._limiter.reset()
             self._faults.clear()
             self.in_flight.reset()
+            self._imports.clear()
             self._reset_stats()
 
     def set_faults(self, spec: object) -> dict[str, Any]:
@@ -260,6 +269,7 @@ class SandboxState:
                 "errors": dict(sorted(self._errors.items())),
                 "skipped": dict(sorted(self._skipped.items())),
                 "leads": len(self._store),
+                "rows_imported": self._imports.rows_imported,
                 **self._limiter.snapshot(self.clock(), self.config),
                 **self.in_flight.snapshot(),
             }

@@ -14,6 +14,8 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+from connector.backfill.checkpoint import DDL as BACKFILL_DDL
+from connector.circuit_store import CIRCUIT_DDL
 from connector.console_queries import INDEXES as CONSOLE_INDEXES
 from connector.erasure_schema import ERASURE_SCHEMA
 from connector.migrations import Migration, pending
@@ -116,6 +118,14 @@ MIGRATIONS: list[Migration] = [
         ";\n".join(CONSOLE_INDEXES) + ";",
     ),
     Migration(4, "erasure: salt, erasure records, follow-ups", ";\n".join(ERASURE_SCHEMA) + ";"),
+    Migration(
+        5,
+        "circuits: per-instance outage state, held events, the outage's dead letters",
+        ";\n".join(CIRCUIT_DDL) + ";",
+    ),
+        5, "circuits: per-instance outage state, held events, the outage's dead letters", ";\n".join(CIRCUIT_DDL) + ";"
+    ),
+    Migration(6, "backfill: runs and their import parts (checkpoints)", BACKFILL_DDL),
 ]
 
 _LEDGER = (

@@ -1,0 +1,30 @@
+"""Backfill figures for ``/metrics`` and ``status``, reading the checkpoints only (no Marketo client imported,
+so the web process can use it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.backfill.checkpoint import totals
+from connector.backfill.progress import prometheus_lines
+from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
+
+
+def checkpoints_for(store: Any) -> SqliteCheckpoints:
+    """The run store beside the connector's store (SQLite only in this build).
+
+    Raises:
+        ValueError: the store is not the SQLite one.
+    """
+    from connector.sqlite_store import SqliteStore
+
+    if not isinstance(store, SqliteStore):
+        raise ValueError("backfill checkpoints need the SQLite store in this build")
+    return SqliteCheckpoints(store)
+
+
+def backfill_metrics(store: Any, limit: int = 20) -> list[str]:
+    """The figures of the latest backfill runs as Prometheus lines, for the lead to add to ``/metrics``."""
+    checkpoints = checkpoints_for(store)
+    runs = checkpoints.list_runs(limit)
+    return prometheus_lines([(r.id, r.integration_id, r.state, totals(r, checkpoints.parts(r.id))) for r in runs])
