@@ -123,8 +123,6 @@ MIGRATIONS: list[Migration] = [
         "circuits: per-instance outage state, held events, the outage's dead letters",
         ";\n".join(CIRCUIT_DDL) + ";",
     ),
-        5, "circuits: per-instance outage state, held events, the outage's dead letters", ";\n".join(CIRCUIT_DDL) + ";"
-    ),
     Migration(6, "backfill: runs and their import parts (checkpoints)", BACKFILL_DDL),
 ]
 
