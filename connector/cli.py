@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import click
 
 from connector import __version__, config, logs
-from connector.cli_support import db_option, fail, load_settings, open_service
+from connector.cli_support import db_option, fail, load_settings, log_level_option, open_service
 from connector.errors import ConfigError, ConnectorError
 
 
@@ -48,8 +48,16 @@ def validate(files: tuple[str, ...], online: bool) -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Intake processes sharing the port (the worker runs in the first); use one per core for throughput.",
+    help="Intake processes sharing the port; the delivery worker always runs in a process of its own.",
 )
+@click.option(
+    "--server",
+    type=click.Choice(["granian", "waitress"]),
+    default="granian",
+    show_default=True,
+    help="WSGI server of the intake processes (granian measured fastest; waitress is pure Python).",
+)
+@log_level_option
 @click.option(
     "--allow-unauthenticated-webhooks",
     is_flag=True,
@@ -62,9 +70,10 @@ def serve(
     db: str | None,
     threads: int,
     processes: int,
+    server: str,
     allow_unauthenticated_webhooks: bool,
 ) -> None:
-    """Run the webhook intake and the delivery worker in one process."""
+    """Run the webhook intake and the delivery worker (one command; intake and delivery in separate processes)."""
     from connector.service import is_loopback
 
     service = open_service(db)
@@ -96,8 +105,9 @@ def serve(
             port,
             threads=threads,
             processes=processes,
+            server=server,
             announce=lambda line: click.echo(f"connector {__version__} {line}", err=True),
-            before_start=lambda: service.check_online_in_background(loaded),
+            check_online=loaded,
         )
     except (OSError, ValueError) as exc:
         fail(f"cannot serve on {host}:{port}: {exc}")
@@ -105,6 +115,7 @@ def serve(
 
 @main.command()
 @db_option
+@log_level_option
 def worker(db: str | None) -> None:
     """Run only the delivery worker (for deployments that run intake and delivery apart)."""
     import signal
@@ -145,11 +156,12 @@ def send(config_file: str, payload: str, dry_run: bool, db: str | None) -> None:
 @click.option("--leads", "leads_file", default=None, metavar="FILE", help="JSON list of leads to seed.")
 @click.option("--token-ttl", default=3600.0, show_default=True, type=float)
 @click.option("--no-limits", is_flag=True, help="Turn off Marketo's rate, concurrency and quota limits.")
+@log_level_option
 def sandbox(host: str, port: int, leads_file: str | None, token_ttl: float, no_limits: bool) -> None:
     """Run a local stand-in of the Marketo REST API (for QA and tests)."""
     from connector.sandbox.server import run_sandbox
 
-    logs.configure("INFO")
+    logs.configure_from_env()
     try:
         run_sandbox(host=host, port=port, leads_file=leads_file, token_ttl=token_ttl, limits=not no_limits)
     except (OSError, ValueError) as exc:

@@ -469,6 +469,18 @@ class SqliteStore:
             result.setdefault(r[0], {})[r[1]] = r[2]
         return result
 
+    def oldest_pending(self, integration_ids: Sequence[str]) -> dict[str, float]:
+        """``received_at`` of the oldest pending event (by id: arrival order) of each integration that has one."""
+        db, found = self._connect(), {}
+        for integration_id in integration_ids:
+            row = db.execute(
+                "SELECT received_at FROM events WHERE integration_id = ? AND state = 'pending' ORDER BY id LIMIT 1",
+                (integration_id,),
+            ).fetchone()
+            if row is not None:
+                found[integration_id] = float(row[0])
+        return found
+
     def get_event(self, event_id: int) -> EventRecord | None:
         db = self._connect()
         row = db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()

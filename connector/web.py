@@ -32,7 +32,7 @@ from connector.errors import (
     UnsupportedMediaType,
 )
 from connector.intake import new_event
-from connector.metrics import WebhookCounter, status_document
+from connector.metrics import WebhookCounter, status_document, timed_intake
 from connector.metrics import render as render_metrics
 from connector.models import Integration
 from connector.outbox import STATES, Store, open_store
@@ -85,6 +85,7 @@ def create_app(
     app.register_blueprint(intake)
     app.register_blueprint(admin)
     _register_error_handlers(app)
+    app.wsgi_app = timed_intake(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 

@@ -21,6 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from connector import metrics
 from connector.batching import BatchKey, Record, batch_key, coalesce, split
 from connector.errors import (
     BatchTooLarge,
@@ -315,6 +316,7 @@ class Worker:
         else:
             self.calls += 1
             self.records_sent += len(records)
+            metrics.records_per_call(key.instance, len(records))
             self._apply(key, records, result)
 
     def _apply(self, key: BatchKey, records: list[Record], result: SyncResult) -> None:
@@ -353,6 +355,8 @@ class Worker:
                 state, reason = "skipped", f"unknown user: Marketo 1004 {message}"
             else:
                 state, reason = "dead", f"Marketo {code}: {message}"
+            metrics.record_outcome(record.events, state, code)
+            log.info("Marketo skipped a record: %s", reason, extra=_context(record.events, code, result.request_id))
             for event in record.events:
                 finishes.append(
                     Finish(
@@ -392,12 +396,14 @@ class Worker:
             self.store.finish(finishes)
         if later:
             self.store.reschedule(later)
+        metrics.retried(events, exc.code, dead=len(finishes))
         log.warning(
             "delivery of %d event(s) failed (%s); %d rescheduled, %d dead",
             len(events),
             exc.code,
             len(later),
             len(finishes),
+            extra=_context(events, exc.code, exc.request_id),
         )
 
     def _postpone(
@@ -420,6 +426,10 @@ class Worker:
     def _dead(self, events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryError | None = None) -> None:
         request_id = exc.request_id if exc else None
         code = exc.code if exc else None
+        metrics.dead_letters(events, code)
+        log.warning(
+            "%d event(s) became dead letters: %s", len(events), reason, extra=_context(events, code, request_id)
+        )
         self.store.finish(
             [
                 Finish(
@@ -433,6 +443,19 @@ class Worker:
                 for e in events
             ]
         )
+
+
+def _context(events: Sequence[OutboxEvent], code: str | None, request_id: str | None) -> dict[str, Any]:
+    """Log fields for a batch: the integration, the first event and lead (``events`` counts them all)."""
+    first = events[0] if events else None
+    return {
+        "integration": first.integration_id if first else None,
+        "event_id": first.id if first else None,
+        "lead": first.lead_key if first else None,
+        "events": len(events),
+        "marketo_request_id": request_id,
+        "code": code,
+    }
 
 
 def _first_leads(events: list[OutboxEvent], count: int) -> tuple[list[OutboxEvent], list[OutboxEvent] | None]:

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from connector import metrics
 from connector.errors import (
     BatchTooLarge,
     PermanentError,
@@ -456,6 +457,7 @@ class MarketoClient:
 
     def _log(self, method: str, path: str, request_id: str | None, outcome: int | str, started: float) -> None:
         duration_ms = round((self._clock() - started) * 1000)
+        metrics.marketo_call(self.instance, path, outcome, duration_ms / 1000)
         log.info(
             "marketo %s %s requestId=%s outcome=%s duration_ms=%d",
             method,
@@ -467,6 +469,7 @@ class MarketoClient:
                 "marketo_method": method,
                 "marketo_path": path,
                 "marketo_request_id": request_id,
+                "code": metrics.result_code(outcome),
                 "marketo_outcome": outcome,
                 "duration_ms": duration_ms,
             },
