@@ -154,3 +154,22 @@ def test_json_logs_carry_context_as_fields_and_log_level_reaches_every_process(
     calls = [r for r in records if r.get("marketo_path") == "/rest/v1/leads.json" and r.get("code") == "200"]
     assert calls and all(r["marketo_request_id"] for r in calls)
     assert SANDBOX_CLIENT_SECRET not in server.output()
+
+
+def test_serve_under_waitress_with_two_processes_also_delivers_and_counts(procs: Processes, tmp_path: Path) -> None:
+    sandbox = procs.sandbox()
+    server = procs.serve(
+        configs=[procs.write_config("acme", sandbox_config(sandbox.url, upsert=True))],
+        extra_args=["--server", "waitress", "--processes", "2"],
+        env={"CONNECTOR_ADMIN_TOKEN": ADMIN},
+    )
+    assert "2 intake processes, waitress" in server.stderr()
+    assert sorted(_children(server.pid).values()) == ["conn-delivery", "conn-intake", "conn-intake"]
+    for i in range(10):
+        answer = requests.post(
+            f"{server.url}/webhooks/acme", json=consent_event(f"w{i}@example.com", f"w-{i}"), timeout=10
+        )
+        assert answer.status_code == 202
+    wait_until(lambda: len(sandbox_get(sandbox.url, "leads")) >= 10, 30, what="every lead delivered")
+    assert value(scrape(server.url), "connector_webhooks_total", integration="acme", status="202") == 10
+    assert server.stop() == 0
