@@ -120,10 +120,13 @@ def worker(db: str | None) -> None:
     """Run only the delivery worker (for deployments that run intake and delivery apart)."""
     import signal
 
+    from connector import serving
+
     service = open_service(db)
     signal.signal(signal.SIGTERM, lambda *_: service.stop.set())
     signal.signal(signal.SIGINT, lambda *_: service.stop.set())
     click.echo("connector worker started", err=True)
+    serving.publish_delivery_metrics(service)
     service.worker().run_forever()
     service.store.close()
 

@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -76,11 +77,13 @@ def run(
     """Serve until SIGTERM/SIGINT; returns after a graceful stop of every process.
 
     *service* is used for its settings only: its store is closed before any fork, and every child
-    builds its own.
+    builds its own. If the delivery process dies, everything stops and ``SystemExit(1)`` is raised,
+    so a service manager restarts the whole (intake without delivery would only fill the outbox).
 
     Raises:
         OSError: the address cannot be bound.
         ValueError: an unknown *server*, or a platform without ``fork``.
+        SystemExit: the delivery process died.
     """
     if server not in SERVERS:
         raise ValueError(f"unknown server {server!r}; expected one of {', '.join(SERVERS)}")
@@ -91,6 +94,7 @@ def run(
     sock = listen(host, port)  # bound here, so a busy port fails before anything starts
     service.store.close()
     delivery = _fork_delivery(settings, check_online, keep_open=sock.fileno())
+    watch = _Watch(delivery)
     extra = f" ({processes} intake processes, {server})" if processes > 1 else f" ({server})"
     try:
         if server == "granian":
@@ -100,11 +104,34 @@ def run(
         else:
             _run_waitress(settings, sock, threads, processes, lambda: announce(_line(host, sock, extra)))
     finally:
+        watch.stopping = True
         _stop_children([delivery])
         metrics.process_exited(delivery)
         sock.close()
         if metrics_dir is not None:
             metrics.remove_multiprocess_dir(metrics_dir)
+    if watch.died is not None:
+        log.error("the delivery process exited unexpectedly (status %d); connector serve stopped", watch.died)
+        raise SystemExit(1)
+
+
+class _Watch:
+    """Stops this process (SIGTERM to itself) when the delivery process exits while serving."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.stopping = False
+        self.died: int | None = None
+        threading.Thread(target=self._wait, name="connector-watch", daemon=True).start()
+
+    def _wait(self) -> None:
+        try:
+            _pid, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return
+        if not self.stopping:
+            self.died = status
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _line(host: str, bound: int | socket.socket, extra: str) -> str:
@@ -123,7 +150,7 @@ def _fork_delivery(settings: Settings, check_online: Sequence[Integration], keep
         signal.signal(signal.SIGTERM, lambda *_: service.stop.set())
         if check_online:
             service.check_online_in_background(check_online)
-        metrics.start_publisher(service.stop, metrics.pauses_as_circuits(service.store, lambda: _instances(service)))
+        publish_delivery_metrics(service)
         service.worker().run_forever()
         service.store.close()
 
@@ -147,6 +174,11 @@ def _fork(name: bytes, body: Callable[[], None]) -> int:
     finally:
         logging.shutdown()
         os._exit(code)
+
+
+def publish_delivery_metrics(service: Service) -> None:
+    """Publish circuit states and rate-budget use from this (delivery) process until the service stops."""
+    metrics.start_publisher(service.stop, metrics.pauses_as_circuits(service.store, lambda: _instances(service)))
 
 
 def _instances(service: Service) -> set[str]:

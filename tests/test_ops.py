@@ -4,7 +4,9 @@ JSON log lines whose context (integration, event_id, lead, marketo_request_id, c
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +175,15 @@ def test_serve_under_waitress_with_two_processes_also_delivers_and_counts(procs:
     wait_until(lambda: len(sandbox_get(sandbox.url, "leads")) >= 10, 30, what="every lead delivered")
     assert value(scrape(server.url), "connector_webhooks_total", integration="acme", status="202") == 10
     assert server.stop() == 0
+
+
+def test_serve_stops_with_an_error_when_its_delivery_process_dies(procs: Processes) -> None:
+    sandbox = procs.sandbox()
+    server = procs.serve(configs=[procs.write_config("acme", sandbox_config(sandbox.url, upsert=True))])
+    children = _children(server.pid)
+    (delivery,) = [pid for pid, name in children.items() if name == "conn-delivery"]
+    os.kill(delivery, signal.SIGKILL)  # intake without delivery would only fill the outbox: stop, be restarted
+    assert server.popen.wait(timeout=20) == 1
+    assert "delivery process exited unexpectedly" in server.stderr()
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
