@@ -356,7 +356,10 @@ class Worker:
             else:
                 state, reason = "dead", f"Marketo {code}: {message}"
             metrics.record_outcome(record.events, state, code)
-            log.info("Marketo skipped a record: %s", reason, extra=_context(record.events, code, result.request_id))
+            level = logging.WARNING if state == "dead" else logging.DEBUG  # 1004 skips are routine with updateOnly
+            log.log(
+                level, "Marketo skipped a record: %s", reason, extra=_context(record.events, code, result.request_id)
+            )
             for event in record.events:
                 finishes.append(
                     Finish(
