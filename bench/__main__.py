@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[f"bare_{n}"] = intake_phases.bare(
                     workdir, m["leads"], events=m["intake_events"], concurrency=args.concurrency * n, processes=n
                 )
-        results["ratios"] = _ratios(results)
+        results["ratios"] = intake_phases.ratios(results)
         if "intake-alone" not in args.skip:
             _say(f"intake alone: {m['intake_events']:,} events, no worker in the process ...")
             results["intake_alone"] = phases.intake_alone(
@@ -214,21 +214,6 @@ def _compare(results: dict[str, Any]) -> dict[str, Any]:
         "naive_hours_for_backlog": d["events"] / naive_rate / 3600 if naive_rate else None,
         "batched_seconds_for_backlog": d["seconds"],
     }
-
-
-def _ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """events/s of each ``connector serve`` intake phase over the bare app's with as many processes."""
-    out = []
-    for key, label in (("intake", "Marketo up"), ("intake_serve_", "Marketo up"), ("intake_outage_", "Marketo down")):
-        for name, doc in results.items():
-            if not (name == key or (key.endswith("_") and name.startswith(key))) or not isinstance(doc, dict):
-                continue
-            n = doc.get("processes", 1)
-            bare = results.get(f"bare_{n}")
-            if bare and bare.get("events_per_s"):
-                ratio = doc["events_per_s"] / bare["events_per_s"]
-                out.append({"phase": name, "processes": n, "marketo": label, "ratio": ratio})
-    return out
 
 
 def _f(value: Any, digits: int = 0) -> str:

@@ -104,3 +104,18 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return found
     return found
+
+
+def ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """events/s of each ``connector serve`` intake phase over the bare app's with as many processes."""
+    out = []
+    for key, label in (("intake", "Marketo up"), ("intake_serve_", "Marketo up"), ("intake_outage_", "Marketo down")):
+        for name, doc in results.items():
+            if not (name == key or (key.endswith("_") and name.startswith(key))) or not isinstance(doc, dict):
+                continue
+            n = doc.get("processes", 1)
+            bare = results.get(f"bare_{n}")
+            if bare and bare.get("events_per_s"):
+                ratio = doc["events_per_s"] / bare["events_per_s"]
+                out.append({"phase": name, "processes": n, "marketo": label, "ratio": ratio})
+    return out
