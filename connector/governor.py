@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from connector import metrics
 from connector.outbox import RateBudget
 
 QUOTA_TIMEZONE = "America/Chicago"
@@ -83,9 +84,11 @@ class Governor:
                 now + self.call_timeout,
             )
             if wait <= 0:
+                metrics.rate_budget_call(instance, self.limits.get(instance, self.calls_per_window), self.window)
                 break
             step = min(wait, 0.25)
             self.waited += step
+            metrics.rate_budget_wait(instance, step)
             self.sleep(step)
         try:
             yield
