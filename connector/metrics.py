@@ -26,7 +26,6 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from functools import cache
 from typing import Any, Protocol, runtime_checkable
 
 from connector.circuit_store import circuit_states, unreachable_instances
@@ -77,9 +76,20 @@ def process_exited(pid: int) -> None:
 
 
 # -- instruments -----------------------------------------------------------------------------------
-@cache
+_instruments: list[Any] = []
+_instruments_lock = threading.Lock()
+
+
 def _m() -> Any:
-    """The instruments, created on first use (see the module docstring)."""
+    """The instruments, created once on first use (see the module docstring); safe when threads race to it."""
+    if not _instruments:
+        with _instruments_lock:
+            if not _instruments:
+                _instruments.append(_create())
+    return _instruments[0]
+
+
+def _create() -> Any:
     import prometheus_client as p
 
     p.disable_created_metrics()  # type: ignore[no-untyped-call]
