@@ -100,6 +100,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="USERS",
         help="also run the backfill phase with this many synthetic users (e.g. 1000000; see bench.backfill)",
     )
+    parser.add_argument(
+        "--db",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also compare the stores: SQLite and this PostgreSQL URL ('embedded': start one) side by side "
+        "(delivery with 1 and 3 workers, intake with 1 and 2 processes, claim+finish cost; see bench.stores)",
+    )
     parser.add_argument("--out", default="bench-results.json", help="JSON results (default bench-results.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, logs)")
     return parser.parse_args(argv)
@@ -190,6 +198,13 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"backfill: {args.backfill:,} users by bulk import while {args.e2e_rate:g} events/s stream ...")
             results["backfill"] = backfill.run(args.backfill, speed=5000.0, rate=args.e2e_rate, keep=args.keep)
             _say(backfill.report(results["backfill"]))
+        if args.db:
+            from bench import stores
+
+            _say(f"stores: SQLite and {len(args.db)} PostgreSQL database(s), side by side ...")
+            results["stores"] = stores.compare(
+                args.db, events=m["events"], leads=m["leads"], intake_events=m["intake_events"], timeout=m["timeout"]
+            )
         results["comparison"] = _compare(results)
     finally:
         results["seconds"] = round(time.time() - started, 1)
@@ -200,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(render(results))
+    if results.get("stores"):
+        from bench import stores
+
+        print("\n" + stores.render(results["stores"]))
     print(f"\nfigures written to {args.out} ({results['seconds']:.0f} s)")
     return 0
 
