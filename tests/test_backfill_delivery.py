@@ -240,7 +240,7 @@ def _one_part(store: SqliteStore, tmp_path: Path, api: _FlakyBulk) -> tuple[Any,
     from connector.backfill.csvparts import PartWriter
     from connector.backfill.delivery import BulkDelivery
     from connector.backfill.rows import Row
-    from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
+    from connector.backfill.sql_checkpoint import SqlCheckpoints
 
     integration = sandbox_integration("http://127.0.0.1:9")
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def _one_part(store: SqliteStore, tmp_path: Path, api: _FlakyBulk) -> tuple[Any,
         row = Row(i + 1, i + 1, f"u{i}", f"k{i}", "email", f"u{i}@example.com", {"consentNewsletter": True}, "2024")
         writer.add(row, row.attributes)
     [part] = writer.flush()
-    checkpoints = SqliteCheckpoints(store)
+    checkpoints = SqlCheckpoints(store)
     run = new_run(tmp_path, integration, run_id=tmp_path.name)
     checkpoints.create_run(run)
     record = PartRecord(run.id, part.number, part.path, part.rows, part.bytes)

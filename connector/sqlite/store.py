@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from connector.sql_console import SqlConsoleQueries
 from connector.sqlite import migrations
 from connector.sqlite.budget import SqliteBudget
 from connector.sqlite.catalogues import SqliteFieldCatalogues
@@ -16,7 +17,6 @@ from connector.sqlite.delivery import SqliteDelivery
 from connector.sqlite.eventlog import SqliteEventLog
 from connector.sqlite.intake import SqliteIntake
 from connector.sqlite.integrations import SqliteIntegrations
-from connector.sqlite_console import SqliteConsoleQueries
 
 
 class SqliteStore(
@@ -26,7 +26,7 @@ class SqliteStore(
     SqliteEventLog,
     SqliteIntegrations,
     SqliteFieldCatalogues,
-    SqliteConsoleQueries,
+    SqlConsoleQueries,
 ):
     """``connector.outbox.Store`` on a SQLite file.
 
@@ -43,6 +43,9 @@ class SqliteStore(
         super().__init__(path)
         if migrate:
             self.upgrade()
+
+    #: For ``connector.sql_access``: modules that need an SQLite-only step check this.
+    dialect = "sqlite"
 
     def upgrade(self) -> list[int]:
         return migrations.upgrade(self)
