@@ -26,7 +26,7 @@ from connector import erasure_rules as rules
 from connector.erasure import ErasureRequest, ErasureResult, Subject
 from connector.erasure_schema import ERASURE_SCHEMA
 from connector.outbox import NewEvent, lead_key
-from connector.sql_access import SqlAccess, SqlSession, has_sql
+from connector.sql_access import POSTGRESQL, SqlAccess, SqlSession, has_sql
 from connector.sqlite_store import SqliteStore
 
 log = logging.getLogger("connector.erasure")
@@ -72,6 +72,8 @@ class SqlErasureStore:
         self.store = store
         #: The SQLite store whose files are scrubbed after each erasure (None: no file scrubbing).
         self.disk = store if isinstance(store, SqliteStore) else None
+        #: PostgreSQL keeps one ``leads`` row per lead key (claims lock it); an erasure deletes the person's.
+        self.lead_rows = store.dialect == POSTGRESQL
         if self.disk is not None:  # a database opened without migrations; PostgreSQL: migration 4 only
             with store._write() as db:
                 for statement in ERASURE_SCHEMA:
@@ -116,7 +118,7 @@ class SqlErasureStore:
                 "INSERT INTO attempts (event_id, at, outcome, message) VALUES (?, ?, 'erased', ?)",
                 [(i, now, f"erasure {erasure_id}") for i in ids],
             )
-            watermarks, aliases = _delete_lead_state(db, keys, ids)
+            watermarks, aliases = _delete_lead_state(db, keys, ids, self.lead_rows)
             clear_id, clear = None, "not_configured"
             if request.clear is not None:
                 event = rules.clear_event(request.clear, request.integration_id, erasure_id, subject, lead_ids, now)
@@ -240,7 +242,7 @@ class SqlErasureStore:
                 if row["instance"] and row["lead_id"] is not None:
                     keys.add(lead_key(row["instance"], "id", row["lead_id"]))
                 _update(db, row["id"], rules.settled_values(row, salt))
-                _delete_lead_state(db, keys, [row["id"]])
+                _delete_lead_state(db, keys, [row["id"]], self.lead_rows)
                 db.execute(
                     "UPDATE attempts SET message = NULL WHERE event_id = ? AND at >= ? AND outcome <> 'erased'",
                     (row["id"], row["erased_at"]),
@@ -336,11 +338,15 @@ def _candidate_params(integration_id: str, probe: str | int, subject: Subject) -
     return (integration_id, value, needle, needle if "@" in probe else None, None, subject.didomi_user_id)
 
 
-def _delete_lead_state(db: SqlSession, keys: Iterable[str], event_ids: Sequence[int]) -> tuple[int, int]:
+def _delete_lead_state(
+    db: SqlSession, keys: Iterable[str], event_ids: Sequence[int], lead_rows: bool
+) -> tuple[int, int]:
     watermarks = aliases = 0
     listed = sorted(keys)
     for chunk in _chunks(listed):
         marks = ",".join("?" * len(chunk))
+        if lead_rows:  # PostgreSQL's per-lead lock rows are named by the lead key (claims re-create them)
+            db.execute(f"DELETE FROM leads WHERE lead_key IN ({marks})", tuple(chunk))
         watermarks += db.execute(f"DELETE FROM watermarks WHERE lead_key IN ({marks})", tuple(chunk)).rowcount
         aliases += db.execute(
             f"DELETE FROM lead_aliases WHERE lead_key IN ({marks}) OR canonical_key IN ({marks})",
