@@ -239,9 +239,7 @@ def outage_worker(store: Any, clock: Clock, marketo: FakeMarketo, **circuit: Any
     )
 
 
-def simulate(
-    store: Any, clock: Clock, marketo: FakeMarketo, worker: Worker, *, hour: float = 3600.0
-) -> list[int]:
+def simulate(store: Any, clock: Clock, marketo: FakeMarketo, worker: Worker, *, hour: float = 3600.0) -> list[int]:
     """One event every 10 s during an outage of *hour* s, the worker draining every second; then 10 minutes more."""
     start = clock()
     marketo.down_until = start + hour
