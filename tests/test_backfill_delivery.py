@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from backfill_helpers import MAPPINGS, new_run, runner, sandbox_integration, user
-from conftest import Clock
+from conftest import BACKENDS, Clock, backend_store
 
 from connector.backfill.delivery import Pacing
 from connector.backfill.runner import Options
@@ -40,6 +40,12 @@ class Both:
         self.sandbox.advance(seconds)
         if self.hook is not None:
             self.hook()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The connector's store on each backend: the checkpoints and watermarks live beside the outbox."""
+    yield from backend_store(request.param, tmp_path, request)
 
 
 @pytest.fixture
