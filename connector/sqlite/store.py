@@ -30,9 +30,10 @@ class SqliteStore(
 ):
     """``connector.outbox.Store`` on a SQLite file.
 
-    Extension modules may use ``_write()`` (a write transaction yielding this thread's
-    ``sqlite3.Connection``, committed on exit, ``StoreUnavailable`` on failure), ``_read()`` and
-    ``_connect()`` (this thread's connection).
+    Extension modules use ``_write()`` (a write transaction yielding this thread's
+    ``sqlite3.Connection``, committed on exit, ``StoreUnavailable`` on failure) and ``_read()``:
+    the surface of ``connector.sql_access``, which ``PostgresStore`` offers too. ``_connect()``
+    (this thread's connection) is for SQLite-only steps (``connector.erasure_disk``).
 
     Raises:
         ValueError: the database's directory does not exist, or the database is newer than this build.
