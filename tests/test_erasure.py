@@ -105,10 +105,13 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(autouse=True)
-def plain_sqlite(store: Any, backend: str) -> None:
-    """Ordinary writes do not zero freed bytes, as in SQLite builds without SQLITE_SECURE_DELETE (Debian's has it)."""
-    if backend == "sqlite":
-        store._connect().execute("PRAGMA secure_delete=OFF")
+def plain_sqlite(request: pytest.FixtureRequest) -> None:
+    """Ordinary writes do not zero freed bytes, as in SQLite builds without SQLITE_SECURE_DELETE (Debian's has it).
+
+    Only for tests with a store (the pure ones run once, on no backend).
+    """
+    if "store" in request.fixturenames and request.getfixturevalue("backend") == "sqlite":
+        request.getfixturevalue("store")._connect().execute("PRAGMA secure_delete=OFF")
 
 
 Leftovers = Callable[[str], list[str]]
