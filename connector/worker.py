@@ -7,7 +7,8 @@ records every event's outcome in one transaction. What to do with a failure is d
 ``connector.retry_policy`` (durable retries, Retry-After, rate limits) and, per record, by
 ``connector.marketo.codes.record_verdict``. Each instance has a circuit (``connector.circuit``,
 stored by ``connector.circuit_store``): while it is open, events wait without using up retries and
-one probe at a time checks the instance. No Flask here.
+one probe at a time checks the instance. Leases are renewed while a batch waits and fenced right
+before each call (``connector.leases``): events whose lease was lost are never sent. No Flask here.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from connector import erasure, outcomes
 from connector.batching import BatchKey, Record, batch_key, coalesce, first_leads, split
 from connector.circuit import Circuit, hold_until
 from connector.circuit_store import CircuitBoard
-from connector.errors import DeliveryError, RetryableError
+from connector.errors import DeliveryError, LeaseLost, RetryableError
 from connector.fields import FieldCache, FieldInfo, convert_attributes
 from connector.governor import Governor, Stopped
+from connector.leases import BatchLease, CallFence, KeepAlive
 from connector.marketo import MarketoClient, SyncResult
 from connector.models import Integration
 from connector.outbox import Attempt, EventLog, Finish, Outbox, OutboxEvent
@@ -75,6 +77,7 @@ def process_owner() -> str:
 class _Held:
     events: list[OutboxEvent] = field(default_factory=list)
     since: float = 0.0
+    until: float = 0.0  # when the earliest lease of these events ends
 
 
 class Worker:
@@ -114,6 +117,7 @@ class Worker:
         self.calls = 0
         self.probes = 0
         self.records_sent = 0
+        self.fenced = 0  # events dropped unsent because their lease was lost before the call
         self._orphans_released = False
 
     # -- clients -----------------------------------------------------------------------------
@@ -155,7 +159,7 @@ class Worker:
             leftovers = [e.id for h in held.values() for e in h.events]
             if leftovers:
                 with suppress(Exception):
-                    self.store.release(leftovers)
+                    self.store.release(leftovers, owner=self.owner)
 
     def _cycle(
         self, pool: ThreadPoolExecutor, held: dict[BatchKey, _Held], in_flight: set[Future[None]]
@@ -170,8 +174,9 @@ class Worker:
             for event in self.store.claim(
                 now, self.settings.claim_limit - held_count, now + self.settings.lease, self.owner
             ):
-                slot = held.setdefault(batch_key(event), _Held(since=now))
+                slot = held.setdefault(batch_key(event), _Held(since=now, until=now + self.settings.lease))
                 slot.events.append(event)
+        self._keep_held(held, now)
         next_deadline = None
         for key in list(held):
             slot = held[key]
@@ -183,7 +188,7 @@ class Worker:
                     break
                 # One call's worth of leads per sender: under a backlog every call carries a full batch,
                 # and the remainder keeps its place (and its deadline) to be topped up by the next claim.
-                future = pool.submit(self._deliver_safely, key, batch)
+                future = pool.submit(self._deliver_safely, key, batch, slot.until)
                 future.add_done_callback(lambda _: self.wake.set())
                 in_flight.add(future)
                 if not rest:
@@ -200,22 +205,34 @@ class Worker:
             self.wake.clear()
         return in_flight
 
+    def _keep_held(self, held: dict[BatchKey, _Held], now: float) -> None:
+        """Renew lingering batches' leases when less than half is left; forget events whose lease was lost."""
+        due = [key for key, slot in held.items() if slot.until - now < self.settings.lease / 2]
+        if not due:
+            return
+        until = now + self.settings.lease
+        kept = self.store.renew([e.id for key in due for e in held[key].events], self.owner, until, now)
+        for key in due:
+            slot = held[key]
+            slot.events, slot.until = [e for e in slot.events if e.id in kept], until
+            if not slot.events:
+                del held[key]
+
     def drain(self, *, max_rounds: int = 1000) -> int:
         """Deliver everything that is due now, synchronously, in this thread; return events handled."""
         handled = 0
         for circuit in self.circuits.due_probes(self.clock()):
             self._probe_safely(circuit)
         for _ in range(max_rounds):
-            events = self.store.claim(
-                self.clock(), self.settings.claim_limit, self.clock() + self.settings.lease, self.owner
-            )
+            until = self.clock() + self.settings.lease
+            events = self.store.claim(self.clock(), self.settings.claim_limit, until, self.owner)
             if not events:
                 break
             groups: dict[BatchKey, list[OutboxEvent]] = {}
             for event in events:
                 groups.setdefault(batch_key(event), []).append(event)
             for key, group in groups.items():
-                self.deliver(key, group)
+                self.deliver(key, group, until)
                 erasure.settle(self.store, [e.id for e in group], self.clock())
             handled += len(events)
         return handled
@@ -234,18 +251,26 @@ class Worker:
             self.store.release_orphans(dead)
 
     # -- delivery ----------------------------------------------------------------------------
-    def _deliver_safely(self, key: BatchKey, events: list[OutboxEvent]) -> None:
+    def _deliver_safely(self, key: BatchKey, events: list[OutboxEvent], lease_until: float | None = None) -> None:
         try:
-            self.deliver(key, events)
+            self.deliver(key, events, lease_until)
         except Stopped:
-            self.store.release([e.id for e in events])
+            self.store.release([e.id for e in events], owner=self.owner)
         except Exception:  # a bug must not lose events: put them back for a later attempt
             log.exception("unexpected error delivering %d event(s); rescheduling", len(events))
             self._retry(events, RetryableError("internal error", code="internal"), self.clock())
         erasure.settle(self.store, [e.id for e in events], self.clock())  # events of a person erased meanwhile
 
-    def deliver(self, key: BatchKey, events: list[OutboxEvent]) -> None:
-        """Coalesce, drop stale values, send in calls of at most ``batch_size`` records, record outcomes."""
+    def deliver(self, key: BatchKey, events: list[OutboxEvent], lease_until: float | None = None) -> None:
+        """Coalesce, drop stale values, send in calls of at most ``batch_size`` records, record outcomes.
+
+        The events' leases (ending at *lease_until*, when known) are kept while calls wait for budget.
+        """
+        lease = BatchLease(self.store, self.owner, self.settings.lease, self.clock, [e.id for e in events], lease_until)
+        with self.governor.attending(KeepAlive(lease)):
+            self._deliver(key, events, lease)
+
+    def _deliver(self, key: BatchKey, events: list[OutboxEvent], lease: BatchLease) -> None:
         now = self.clock()
         integration = self.integrations.get(key.integration_id)
         if integration is None:
@@ -261,12 +286,13 @@ class Worker:
                 [
                     Finish(e.id, "skipped", reason, at=now, attempt=Attempt(e.id, now, "stale", message=reason))
                     for e, reason in stale
-                ]
+                ],
+                owner=self.owner,
             )
         client = self._client(integration)
         records = self._convert(key, client, records, now)
         for chunk in split(records, self.settings.batch_size, self.settings.max_body_bytes):
-            self._send(key, client, chunk)
+            self._send(key, client, chunk, lease)
 
     def _watermarks(self, events: Sequence[OutboxEvent]) -> dict[tuple[str, str], str]:
         """Watermarks per (lookup key, attribute), including those applied via the lead's canonical id key."""
@@ -303,20 +329,48 @@ class Worker:
             kept.append(record)
         return kept
 
-    def _send(self, key: BatchKey, client: MarketoApi, records: list[Record]) -> None:
+    def _send(self, key: BatchKey, client: MarketoApi, records: list[Record], lease: BatchLease) -> None:
         events = [e for r in records for e in r.events]
         try:
-            result = client.sync_leads(key.action, key.lookup_field, [r.payload() for r in records], key.partition)
+            fence = CallFence(lease, [e.id for e in events])
+            fence.before()
+            with self.governor.attending(fence):
+                result = client.sync_leads(key.action, key.lookup_field, [r.payload() for r in records], key.partition)
+        except LeaseLost as exc:
+            self._fenced(key, client, records, exc.event_ids, lease)
         except DeliveryError as exc:
-            self._failed(key, client, records, events, exc)
+            self._failed(key, client, records, events, exc, lease)
         else:
             self.calls += 1
             self.records_sent += len(records)
             self.circuits.success(key.instance, self.clock(), self.store)
             self._apply(key, records, result)
 
+    def _fenced(
+        self, key: BatchKey, client: MarketoApi, records: list[Record], lost: frozenset[int], lease: BatchLease
+    ) -> None:
+        """Send the records whose leases all still hold; a record with any event lost is not sent at all.
+
+        Lost events belong to another worker now (not recorded here); the held rest of a record that
+        lost some is released, since its values are only sent together.
+        """
+        kept = [r for r in records if not lost.intersection(e.id for e in r.events)]
+        partial = [e.id for r in records if r not in kept for e in r.events if e.id not in lost]
+        self.fenced += len(lost)
+        log.warning("lease lost on %d event(s) before the call; another worker delivers them", len(lost))
+        if partial:
+            self.store.release(partial, owner=self.owner)
+        if kept:
+            self._send(key, client, kept, lease)
+
     def _failed(
-        self, key: BatchKey, client: MarketoApi, records: list[Record], events: list[OutboxEvent], exc: DeliveryError
+        self,
+        key: BatchKey,
+        client: MarketoApi,
+        records: list[Record],
+        events: list[OutboxEvent],
+        exc: DeliveryError,
+        lease: BatchLease,
     ) -> None:
         """Carry out what ``retry_policy.durable_action`` says about a failed Sync Leads call."""
         now = self.clock()
@@ -328,8 +382,8 @@ class Worker:
         if action is Action.SPLIT and len(records) > 1:
             half = len(records) // 2
             log.info("Marketo refused a batch of %d (%s); splitting", len(records), exc.code)
-            self._send(key, client, records[:half])
-            self._send(key, client, records[half:])
+            self._send(key, client, records[:half], lease)
+            self._send(key, client, records[half:], lease)
         elif action is Action.RATE_LIMITED:
             after = exc.retry_after if isinstance(exc, RetryableError) else None
             pause = rate_limit_pause(self.settings.rate_backoff, after, retry_window(self.settings.retry_delays))
@@ -349,7 +403,8 @@ class Worker:
         first = self.circuits.first_holds(circuit.instance, [e.id for e in events])
         since = datetime.fromtimestamp(circuit.since or now, UTC).isoformat(timespec="seconds")
         message = f"instance unreachable since {since}; waiting for it to come back"
-        self.store.reschedule(outcomes.held(events, hold_until(self.settings.circuit, now), first, message, now))
+        until = hold_until(self.settings.circuit, now)
+        self.store.reschedule(outcomes.held(events, until, first, message, now), owner=self.owner)
 
     def _probe_safely(self, circuit: Circuit) -> None:
         try:
@@ -378,7 +433,7 @@ class Worker:
         done = outcomes.applied(key.instance, records, result, self.clock())
         if done.stale_fields and self.field_cache is not None:
             self.field_cache.invalidate(key.instance)
-        self.store.finish(done.finishes, done.watermarks, done.aliases)
+        self.store.finish(done.finishes, done.watermarks, done.aliases, owner=self.owner)
 
     # -- outcomes ----------------------------------------------------------------------------
     def _retry(self, events: Sequence[OutboxEvent], exc: DeliveryError, now: float) -> None:
@@ -387,9 +442,9 @@ class Worker:
         if finishes and is_outage(exc):  # remembered first: replayed when the outage ends
             self.circuits.casualties(events[0].instance, [f.event_id for f in finishes], now)
         if finishes:
-            self.store.finish(finishes)
+            self.store.finish(finishes, owner=self.owner)
         if later:
-            self.store.reschedule(later)
+            self.store.reschedule(later, owner=self.owner)
         log.warning(
             "delivery of %d event(s) failed (%s); %d rescheduled, %d dead",
             len(events),
@@ -402,10 +457,10 @@ class Worker:
     def _postpone(
         self, events: Sequence[OutboxEvent], until: float, outcome: str, exc: DeliveryError, now: float
     ) -> None:
-        self.store.reschedule(outcomes.postponed(events, until, outcome, exc, now))
+        self.store.reschedule(outcomes.postponed(events, until, outcome, exc, now), owner=self.owner)
 
     def _dead(self, events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryError | None = None) -> None:
-        self.store.finish(outcomes.dead(events, reason, now, exc))
+        self.store.finish(outcomes.dead(events, reason, now, exc), owner=self.owner)
 
 
 def _pid_alive(pid: int) -> bool:
