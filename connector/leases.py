@@ -10,15 +10,44 @@ one over it. So:
 - ``CallFence`` renews them once more after the governor granted the call, as late as possible, and
   raises ``LeaseLost`` for the events no longer held: those are dropped from the call unsent.
 
-Pure bookkeeping over ``Outbox.renew``; no Marketo, no threads.
+``keep_lingering`` does the same for the batches the dispatcher holds. Bookkeeping over
+``Outbox.renew`` only: no Marketo, no threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
+from connector.batching import Record
 from connector.errors import LeaseLost
-from connector.outbox import Outbox
+from connector.outbox import Outbox, OutboxEvent
+
+K = TypeVar("K")
+
+
+@dataclass
+class Lingering:
+    """Claimed events of one batch key that the dispatcher holds until their batch is full or lingered."""
+
+    events: list[OutboxEvent] = field(default_factory=list)
+    since: float = 0.0
+    until: float = 0.0  # when the earliest lease of these events ends
+
+
+def keep_lingering(store: Outbox, owner: str, seconds: float, held: dict[K, Lingering], now: float) -> None:
+    """Renew the leases of lingering batches with less than half left, in one call; forget events lost."""
+    due = [key for key, slot in held.items() if slot.until - now < seconds / 2]
+    if not due:
+        return
+    until = now + seconds
+    kept = store.renew([e.id for key in due for e in held[key].events], owner, until, now)
+    for key in due:
+        slot = held[key]
+        slot.events, slot.until = [e for e in slot.events if e.id in kept], until
+        if not slot.events:
+            del held[key]
 
 
 class BatchLease:
@@ -94,3 +123,21 @@ class CallFence:
         mine = self.event_ids & lost
         if mine:
             raise LeaseLost(mine)
+
+
+def fence_records(records: list[Record], lost: frozenset[int]) -> tuple[list[Record], list[int]]:
+    """``(records to send, held event ids to release)`` once the leases of *lost* are gone.
+
+    A record is sent only when every event it carries is still held: its values are merged from all
+    of them, so a record that lost any is not sent at all, and its events still held are released
+    (due again at once, for whoever holds the lead next). Lost events are someone else's now.
+    """
+    kept: list[Record] = []
+    partial: list[int] = []
+    for record in records:
+        ids = [e.id for e in record.events]
+        if lost.isdisjoint(ids):
+            kept.append(record)
+        else:
+            partial.extend(i for i in ids if i not in lost)
+    return kept, partial

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -32,7 +31,7 @@ from connector.circuit_store import CircuitBoard
 from connector.errors import DeliveryError, LeaseLost, RetryableError
 from connector.fields import FieldCache, FieldInfo, convert_attributes
 from connector.governor import Governor, Stopped
-from connector.leases import BatchLease, CallFence, KeepAlive
+from connector.leases import BatchLease, CallFence, KeepAlive, Lingering, fence_records, keep_lingering
 from connector.marketo import MarketoClient, SyncResult
 from connector.models import Integration
 from connector.outbox import Attempt, EventLog, Finish, Outbox, OutboxEvent
@@ -71,13 +70,6 @@ class IntegrationSource(Protocol):
 def process_owner() -> str:
     """A lease owner name that says which host and process holds a lease."""
     return f"{socket.gethostname()}:{os.getpid()}:{int(time.time() * 1000)}"
-
-
-@dataclass
-class _Held:
-    events: list[OutboxEvent] = field(default_factory=list)
-    since: float = 0.0
-    until: float = 0.0  # when the earliest lease of these events ends
 
 
 class Worker:
@@ -144,7 +136,7 @@ class Worker:
         A failing store (locked, disk full) does not end the loop: it logs, waits and tries again;
         claimed events whose delivery could not be recorded are reclaimed when their lease expires.
         """
-        held: dict[BatchKey, _Held] = {}
+        held: dict[BatchKey, Lingering] = {}
         in_flight: set[Future[None]] = set()
         with ThreadPoolExecutor(self.settings.senders, thread_name_prefix="connector-sender") as pool:
             while not self.stop.is_set():
@@ -162,7 +154,7 @@ class Worker:
                     self.store.release(leftovers, owner=self.owner)
 
     def _cycle(
-        self, pool: ThreadPoolExecutor, held: dict[BatchKey, _Held], in_flight: set[Future[None]]
+        self, pool: ThreadPoolExecutor, held: dict[BatchKey, Lingering], in_flight: set[Future[None]]
     ) -> set[Future[None]]:
         """Claim due events, ship full or lingered batches, then wait a little; return the live futures."""
         in_flight = {f for f in in_flight if not f.done()}
@@ -174,9 +166,9 @@ class Worker:
             for event in self.store.claim(
                 now, self.settings.claim_limit - held_count, now + self.settings.lease, self.owner
             ):
-                slot = held.setdefault(batch_key(event), _Held(since=now, until=now + self.settings.lease))
+                slot = held.setdefault(batch_key(event), Lingering(since=now, until=now + self.settings.lease))
                 slot.events.append(event)
-        self._keep_held(held, now)
+        keep_lingering(self.store, self.owner, self.settings.lease, held, now)
         next_deadline = None
         for key in list(held):
             slot = held[key]
@@ -204,19 +196,6 @@ class Worker:
             self.wake.wait(self.settings.poll_interval)
             self.wake.clear()
         return in_flight
-
-    def _keep_held(self, held: dict[BatchKey, _Held], now: float) -> None:
-        """Renew lingering batches' leases when less than half is left; forget events whose lease was lost."""
-        due = [key for key, slot in held.items() if slot.until - now < self.settings.lease / 2]
-        if not due:
-            return
-        until = now + self.settings.lease
-        kept = self.store.renew([e.id for key in due for e in held[key].events], self.owner, until, now)
-        for key in due:
-            slot = held[key]
-            slot.events, slot.until = [e for e in slot.events if e.id in kept], until
-            if not slot.events:
-                del held[key]
 
     def drain(self, *, max_rounds: int = 1000) -> int:
         """Deliver everything that is due now, synchronously, in this thread; return events handled."""
@@ -349,13 +328,8 @@ class Worker:
     def _fenced(
         self, key: BatchKey, client: MarketoApi, records: list[Record], lost: frozenset[int], lease: BatchLease
     ) -> None:
-        """Send the records whose leases all still hold; a record with any event lost is not sent at all.
-
-        Lost events belong to another worker now (not recorded here); the held rest of a record that
-        lost some is released, since its values are only sent together.
-        """
-        kept = [r for r in records if not lost.intersection(e.id for e in r.events)]
-        partial = [e.id for r in records if r not in kept for e in r.events if e.id not in lost]
+        """Send on only the records whose leases all still hold (``leases.fence_records``); record nothing else."""
+        kept, partial = fence_records(records, lost)
         self.fenced += len(lost)
         log.warning("lease lost on %d event(s) before the call; another worker delivers them", len(lost))
         if partial:

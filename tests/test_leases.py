@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 import requests_mock as rm
 
+from connector.batching import Record
 from connector.governor import Governor
+from connector.leases import fence_records
 from connector.marketo import MarketoClient, TokenCache
-from connector.outbox import lead_key
+from connector.outbox import OutboxEvent, lead_key
 from connector.settings import WorkerSettings
 from connector.sqlite_store import SqliteStore
 from connector.worker import Worker
@@ -136,3 +138,14 @@ def test_a_lingering_batch_keeps_its_lease(store: SqliteStore, clock: Clock, mar
         for future in in_flight:
             future.result()
     assert not held and a.calls == 1 and len(lead_calls(marketo)) == 1
+
+
+def test_a_record_is_sent_only_with_every_event_it_carries() -> None:
+    def event(event_id: int, email: str) -> OutboxEvent:
+        return OutboxEvent(event_id, "acme", INSTANCE, "updateOnly", "email", email, None, {}, OLD, 0, None, 0.0, 0.0)
+
+    jane = Record(JANE, "email", "jane@example.com", {"a": 1, "b": 2}, {"a": event(1, "jane"), "b": event(2, "jane")})
+    john = Record("john", "email", "john@example.com", {"a": 3}, {"a": event(3, "john")})
+    assert fence_records([jane, john], frozenset({2})) == ([john], [1])  # jane's values came from both events
+    assert fence_records([jane, john], frozenset({3})) == ([jane], [])
+    assert fence_records([jane, john], frozenset()) == ([jane, john], [])
