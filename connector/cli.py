@@ -11,7 +11,7 @@ import click
 
 from connector import __version__, config, logs
 from connector.cli_help import epilog
-from connector.cli_support import db_option, fail, load_settings, open_service
+from connector.cli_support import db_option, fail, load_settings, log_level_option, open_service
 from connector.errors import ConfigError, ConnectorError
 
 
@@ -49,8 +49,16 @@ def validate(files: tuple[str, ...], online: bool) -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Intake processes sharing the port (the worker runs in the first); use one per core for throughput.",
+    help="Intake processes sharing the port; the delivery worker always runs in a process of its own.",
 )
+@click.option(
+    "--server",
+    type=click.Choice(["granian", "waitress"]),
+    default="granian",
+    show_default=True,
+    help="WSGI server of the intake processes (granian measured fastest; waitress is pure Python).",
+)
+@log_level_option
 @click.option(
     "--allow-unauthenticated-webhooks",
     is_flag=True,
@@ -63,9 +71,10 @@ def serve(
     db: str | None,
     threads: int,
     processes: int,
+    server: str,
     allow_unauthenticated_webhooks: bool,
 ) -> None:
-    """Run the webhook intake and the delivery worker in one process."""
+    """Run the webhook intake and the delivery worker (one command; intake and delivery in separate processes)."""
     from connector.service import is_loopback
 
     service = open_service(db)
@@ -97,8 +106,9 @@ def serve(
             port,
             threads=threads,
             processes=processes,
+            server=server,
             announce=lambda line: click.echo(f"connector {__version__} {line}", err=True),
-            before_start=lambda: service.check_online_in_background(loaded),
+            check_online=loaded,
         )
     except (OSError, ValueError) as exc:
         fail(f"cannot serve on {host}:{port}: {exc}")
@@ -106,14 +116,18 @@ def serve(
 
 @main.command()
 @db_option
+@log_level_option
 def worker(db: str | None) -> None:
     """Run only the delivery worker (for deployments that run intake and delivery apart)."""
     import signal
+
+    from connector import serving
 
     service = open_service(db)
     signal.signal(signal.SIGTERM, lambda *_: service.stop.set())
     signal.signal(signal.SIGINT, lambda *_: service.stop.set())
     click.echo("connector worker started", err=True)
+    serving.publish_delivery_metrics(service)
     service.worker().run_forever()
     service.store.close()
 
@@ -177,6 +191,7 @@ def send(config_file: str, payload: str, dry_run: bool, describe_file: str | Non
     type=click.FloatRange(min=0.001),
     help="Modelled bulk import speed (Adobe publishes none).",
 )
+@log_level_option
 def sandbox(
     host: str,
     port: int,
@@ -190,7 +205,7 @@ def sandbox(
     """Run a local stand-in of the Marketo REST API (for QA and tests)."""
     from connector.sandbox.server import run_sandbox
 
-    logs.configure("INFO")
+    logs.configure_from_env()
     logs.register_secret(client_secret)
     try:
         run_sandbox(

@@ -6,6 +6,7 @@ with ``main.add_command``; both import these helpers from here, so no module imp
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -50,4 +51,22 @@ def db_option(f: F) -> F:
         default=None,
         metavar="URL",
         help="Database URL (default: $CONNECTOR_DATABASE_URL or sqlite:///connector.db).",
+    )(f)
+
+
+def log_level_option(f: F) -> F:
+    """``--log-level``: overrides CONNECTOR_LOG_LEVEL for this command (and the processes it starts)."""
+
+    def remember(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value:
+            os.environ["CONNECTOR_LOG_LEVEL"] = value.upper()
+
+    return click.option(
+        "--log-level",
+        type=click.Choice(logs.LEVELS, case_sensitive=False),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=remember,
+        help="Log level (default: $CONNECTOR_LOG_LEVEL or INFO); JSON lines with CONNECTOR_LOG_FORMAT=json.",
     )(f)

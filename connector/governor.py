@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from connector import metrics
 from connector.outbox import RateBudget
 
 
@@ -110,11 +111,13 @@ class Governor:
                 now + self.call_timeout,
             )
             if wait <= 0:
+                metrics.rate_budget_call(instance, self.limits.get(instance, self.calls_per_window), self.window)
                 break
             if attendant is not None:
                 attendant.waiting()
             step = min(wait, 0.25)
             self.waited += step
+            metrics.rate_budget_wait(instance, step)
             self.sleep(step)
         try:
             if attendant is not None:

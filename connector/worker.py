@@ -24,7 +24,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from connector import erasure, outcomes
+from connector import erasure, metrics, outcomes
 from connector.batching import BatchKey, Record, batch_key, coalesce, first_leads, split
 from connector.circuit import Circuit, hold_until
 from connector.circuit_store import CircuitBoard
@@ -323,6 +323,7 @@ class Worker:
             self.calls += 1
             self.records_sent += len(records)
             self.circuits.success(key.instance, self.clock(), self.store)
+            metrics.records_per_call(key.instance, len(records))
             self._apply(key, records, result)
 
     def _fenced(
@@ -408,6 +409,17 @@ class Worker:
         if done.stale_fields and self.field_cache is not None:
             self.field_cache.invalidate(key.instance)
         self.store.finish(done.finishes, done.watermarks, done.aliases, owner=self.owner)
+        dead = {f.event_id: f for f in done.finishes if f.state == "dead"}
+        if dead:  # records Marketo refused (1003, 1006, ...): dead letters, counted and logged with their codes
+            events = [e for r in records for e in r.events if e.id in dead]
+            code = next((f.attempt.code for f in dead.values() if f.attempt is not None), None)
+            metrics.dead_letters(events, code)
+            log.warning(
+                "Marketo refused %d record(s): %s",
+                len(events),
+                next(iter(dead.values())).reason,
+                extra=_context(events, code, result.request_id),
+            )
 
     # -- outcomes ----------------------------------------------------------------------------
     def _retry(self, events: Sequence[OutboxEvent], exc: DeliveryError, now: float) -> None:
@@ -419,13 +431,14 @@ class Worker:
             self.store.finish(finishes, owner=self.owner)
         if later:
             self.store.reschedule(later, owner=self.owner)
+        metrics.retried(events, exc.code, dead=len(finishes))
         log.warning(
             "delivery of %d event(s) failed (%s); %d rescheduled, %d dead",
             len(events),
             exc.code,
             len(later),
             len(finishes),
-            extra={"code": exc.code, "marketo_request_id": exc.request_id},
+            extra=_context(events, exc.code, exc.request_id),
         )
 
     def _postpone(
@@ -434,7 +447,26 @@ class Worker:
         self.store.reschedule(outcomes.postponed(events, until, outcome, exc, now), owner=self.owner)
 
     def _dead(self, events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryError | None = None) -> None:
+        request_id = exc.request_id if exc else None
+        code = exc.code if exc else None
+        metrics.dead_letters(events, code)
+        log.warning(
+            "%d event(s) became dead letters: %s", len(events), reason, extra=_context(events, code, request_id)
+        )
         self.store.finish(outcomes.dead(events, reason, now, exc), owner=self.owner)
+
+
+def _context(events: Sequence[OutboxEvent], code: str | None, request_id: str | None) -> dict[str, Any]:
+    """Log fields for a batch: the integration, the first event and lead (``events`` counts them all)."""
+    first = events[0] if events else None
+    return {
+        "integration": first.integration_id if first else None,
+        "event_id": first.id if first else None,
+        "lead": first.lead_key if first else None,
+        "events": len(events),
+        "marketo_request_id": request_id,
+        "code": code,
+    }
 
 
 def _pid_alive(pid: int) -> bool:
@@ -444,4 +476,13 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A dead process nobody has reaped yet (e.g. serve's delivery process after a kill -9 of serve)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

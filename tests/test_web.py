@@ -266,7 +266,16 @@ def test_health_answers_503_when_the_store_cannot_be_read(client: FlaskClient, s
     assert response.status_code == 503 and response.json["error"] == "store_unavailable"
 
 
+def _sample(text: str, name: str, labels: str) -> float:
+    """The value of one sample in Prometheus text (0 when absent: counters start unlisted)."""
+    prefix = f"{name}{{{labels}}} "
+    found = [line[len(prefix) :] for line in text.splitlines() if line.startswith(prefix)]
+    return float(found[0]) if found else 0.0
+
+
 def test_metrics_for_prometheus(client: FlaskClient) -> None:
+    # counters are per process (prometheus-client): earlier tests in this process may have counted too
+    before = admin(client, "get", "/metrics").get_data(as_text=True)
     post(client, payload("opt-in.json"))
     post(client, payload("cpra.json"))
     post(client, b"{nope")
@@ -275,6 +284,13 @@ def test_metrics_for_prometheus(client: FlaskClient) -> None:
     text = admin(client, "get", "/metrics").get_data(as_text=True)
     assert 'connector_events{integration="acme",state="pending"} 1' in text
     assert 'connector_events{integration="acme",state="ignored"} 1' in text
-    assert 'connector_webhooks_total{integration="acme",status="202"} 2' in text
-    assert 'connector_webhooks_total{integration="acme",status="400"} 1' in text
+    for status, added in (("202", 2), ("400", 1)):
+        labels = f'integration="acme",status="{status}"'
+        assert (
+            _sample(text, "connector_webhooks_total", labels) - _sample(before, "connector_webhooks_total", labels)
+            == added
+        )
+    assert _sample(text, "connector_intake_seconds_count", 'integration="acme"') >= 3
+    assert 'connector_oldest_pending_seconds{integration="acme"}' in text
+    assert "# TYPE connector_marketo_calls_total counter" in text
     assert "unknown-id" not in text and "MARKETO-SECRET" not in text

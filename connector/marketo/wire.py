@@ -17,6 +17,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
+from connector import metrics
 from connector.errors import BatchTooLarge, PermanentError, RateLimited, RetryableError
 from connector.retry_policy import CONNECTION_RESET, NETWORK, TIMEOUT
 
@@ -113,6 +114,7 @@ class Wire:
 
     def log_call(self, method: str, path: str, request_id: str | None, outcome: int | str, started: float) -> None:
         duration_ms = round((self.clock() - started) * 1000)
+        metrics.marketo_call(self.base, path, outcome, duration_ms / 1000)
         log.info(
             "marketo %s %s requestId=%s outcome=%s duration_ms=%d",
             method,
@@ -125,6 +127,7 @@ class Wire:
                 "marketo_path": path,
                 "marketo_request_id": request_id,
                 "marketo_outcome": outcome,
+                "code": metrics.result_code(outcome),
                 "duration_ms": duration_ms,
             },
         )

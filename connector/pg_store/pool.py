@@ -9,6 +9,7 @@ within seconds of the server instead of after psycopg_pool's doubling backoff.
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from collections.abc import Iterator
@@ -25,6 +26,10 @@ from connector.pg_store.connection import Target, unavailable
 #: When each pooled connection last completed a transaction, for ``_check_if_idle``.
 _last_ok: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
 _IDLE_CHECK_AFTER = 1.0
+
+# psycopg_pool logs each failed reconnect attempt as a warning; the store reports the outage itself,
+# once per failed call, as StoreUnavailable naming host and database (a CLI prints it as one line).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 class Pool:

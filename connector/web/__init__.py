@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from connector import webhook_auth
 from connector.errors import IntakeError, StoreUnavailable
+from connector.metrics import timed_intake
 from connector.outbox import Store
 from connector.registry import Registry
 from connector.settings import Settings, from_env
@@ -66,6 +67,7 @@ def create_app(
     app.register_blueprint(admin)
     app.register_blueprint(console, url_prefix="/console")
     _register_error_handlers(app)
+    app.wsgi_app = timed_intake(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 

@@ -51,7 +51,10 @@ def read_body() -> bytes:
     limit = runtime().settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    return request.get_data(cache=True)
+    body = request.get_data(cache=True)
+    if request.content_length is None and len(body) >= limit:  # chunked: werkzeug stops reading at the limit
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    return body
 
 
 def parse_json(body: bytes) -> Any:
