@@ -57,12 +57,12 @@ def read_and_map_rate(export: Path, instance: str, workdir: Path) -> dict[str, A
     """Rows/s of reading, mapping, the watermark check and CSV writing, in this process (one core)."""
     from connector.backfill.checkpoint import RunRecord
     from connector.backfill.runner import Runner
-    from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
+    from connector.backfill.sql_checkpoint import SqlCheckpoints
     from connector.config import parse
     from connector.sqlite_store import SqliteStore
 
     store = SqliteStore(workdir / "dry.db")
-    checkpoints = SqliteCheckpoints(store)
+    checkpoints = SqlCheckpoints(store)
     integration = parse(backfill_document(instance), BACKFILL_ID)
     out = workdir / "dry-parts"
     out.mkdir()

@@ -5,7 +5,8 @@ per instance that has failed lately (no row: closed and healthy); ``circuit_held
 behind an open circuit (so the audit trail notes each hold once); and ``outage_dead_letters``, the
 events that became dead letters of an outage failure, replayed when the circuit closes after an
 outage (``CONNECTOR_REPLAY_AFTER_OUTAGE``, on by default). Every change is one short transaction
-through the store's ``_write()``; reads use ``_connect()``.
+through the store's ``_write()``; reads use ``_read()`` (``connector.sql_access``, on both backends;
+the tables are migration 5 of each).
 
 ``circuit_states(store)`` returns every stored circuit, for ``connector status`` and ``/metrics``.
 """
@@ -16,12 +17,12 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from connector import circuit as machine
 from connector.circuit import Circuit, CircuitSettings
+from connector.sql_access import SQLITE, SqlAccess, dialect_of, has_sql
 
 log = logging.getLogger("connector.circuit")
 
@@ -50,13 +51,6 @@ _UPSERT = (
 )
 
 
-class SqlStore(Protocol):
-    """What this module needs from a store: its write transaction and its reading connection."""
-
-    def _write(self) -> AbstractContextManager[Any]: ...
-    def _connect(self) -> Any: ...
-
-
 class Replayer(Protocol):
     def replay(self, event_ids: Sequence[int] | None, now: float) -> int: ...
 
@@ -65,8 +59,9 @@ _schema_ready: weakref.WeakSet[Any] = weakref.WeakSet()  # stores whose database
 _schema_lock = threading.Lock()
 
 
-def _ensure_schema(store: SqlStore) -> None:
-    if store in _schema_ready:
+def _ensure_schema(store: SqlAccess) -> None:
+    """Create the tables on an SQLite database opened without migrations (PostgreSQL: migration 5 only)."""
+    if store in _schema_ready or dialect_of(store) != SQLITE:
         return
     with _schema_lock, store._write() as db:
         for statement in CIRCUIT_DDL:
@@ -93,10 +88,12 @@ def _params(c: Circuit) -> tuple[Any, ...]:
 
 def circuit_states(store: object) -> list[Circuit]:
     """Every circuit with a failure on record (open or not), sorted by instance; [] for other stores."""
-    if not _is_sql(store):
+    if not has_sql(store):
         return []
-    _ensure_schema(store)  # type: ignore[arg-type]
-    rows = store._connect().execute(f"SELECT {_COLUMNS} FROM circuits ORDER BY instance").fetchall()  # type: ignore[attr-defined]
+    sql = cast(SqlAccess, store)
+    _ensure_schema(sql)
+    with sql._read() as db:
+        rows = db.execute(f"SELECT {_COLUMNS} FROM circuits ORDER BY instance").fetchall()
     return [_row(r) for r in rows]
 
 
@@ -115,10 +112,6 @@ def unreachable_instances(store: object) -> dict[str, dict[str, Any]]:
     }
 
 
-def _is_sql(store: object) -> bool:
-    return hasattr(store, "_write") and hasattr(store, "_connect")
-
-
 def _iso(at: float | None) -> str:
     return "-" if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
@@ -128,19 +121,16 @@ class CircuitBoard:
 
     def __init__(self, store: object, settings: CircuitSettings | None = None) -> None:
         self.settings = settings or CircuitSettings()
-        self.enabled = _is_sql(store) and self.settings.failures > 0
+        self.enabled = has_sql(store) and self.settings.failures > 0
         self._store: Any = store
         if self.enabled:
-            _ensure_schema(store)  # type: ignore[arg-type]
+            _ensure_schema(cast(SqlAccess, store))
 
     def get(self, instance: str) -> Circuit:
         if not self.enabled:
             return Circuit(instance)
-        row = (
-            self._store._connect()
-            .execute(f"SELECT {_COLUMNS} FROM circuits WHERE instance = ?", (instance,))
-            .fetchone()
-        )
+        with self._store._read() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM circuits WHERE instance = ?", (instance,)).fetchone()
         return Circuit(instance) if row is None else _row(row)
 
     def _change(self, instance: str, change: Callable[[Circuit], Circuit | None]) -> tuple[Circuit, Circuit]:
@@ -211,14 +201,14 @@ class CircuitBoard:
             )
 
     def _replay_casualties(self, instance: str, before: Circuit, now: float, replayer: Replayer | None) -> int:
-        db = self._store._connect()
         since = before.since if before.since is not None else now
-        ids = [
-            int(r[0])
-            for r in db.execute(
-                "SELECT event_id FROM outage_dead_letters WHERE instance = ? AND died_at >= ?", (instance, since)
-            ).fetchall()
-        ]
+        with self._store._read() as db:
+            ids = [
+                int(r[0])
+                for r in db.execute(
+                    "SELECT event_id FROM outage_dead_letters WHERE instance = ? AND died_at >= ?", (instance, since)
+                ).fetchall()
+            ]
         replayed = 0
         if ids and before.is_open and self.settings.replay_after_outage and replayer is not None:
             replayed = replayer.replay(ids, now)  # before forgetting them: a crash here loses no replay

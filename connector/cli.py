@@ -243,7 +243,10 @@ def status(db: str | None, as_json: bool) -> None:
     from connector.metrics import status_document
 
     service = open_service(db)
-    doc = status_document(service.store, [i for i, _d, _s in service.registry.list()], time.time())
+    try:
+        doc = status_document(service.store, [i for i, _d, _s in service.registry.list()], time.time())
+    finally:
+        service.close()  # a PostgreSQL pool's threads end now, not whenever it is collected
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return

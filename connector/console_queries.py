@@ -1,7 +1,7 @@
 """Read-only queries the console needs beyond ``connector.outbox.Store``: activity over time and search.
 
-A protocol, so a PostgreSQL store can implement it beside the SQLite one
-(``connector.sqlite_console.SqliteConsoleQueries``, mixed into ``SqliteStore``). The SQL is plain:
+A protocol, implemented once for both stores (``connector.sql_console.SqlConsoleQueries``, mixed into
+``SqliteStore`` and ``PostgresStore``). The SQL is plain:
 buckets use integer division of integer milliseconds, which truncates the same way in both engines.
 """
 

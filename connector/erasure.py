@@ -18,7 +18,7 @@ mapped consent fields to false / empty text in Marketo (``updateOnly``: a lead i
 deleted); it is settled the same way once delivered.
 
 This module holds the requests, results, the store protocol and the orchestration; the pure rules are in
-``connector.erasure_rules`` and the SQL in ``connector.erasure_sqlite``.
+``connector.erasure_rules`` and the SQL (SQLite and PostgreSQL) in ``connector.erasure_sqlite``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class ErasureResult:
     clear_event_id: int | None = None
     clear: str = "not_configured"  # queued | no_lead | not_configured
     completed_at: float | None = None
-    residue: str = "none"  # none | vacuumed | kept (still referenced by another integration) | found
+    # none | vacuumed | kept (still referenced by another integration) | found | not_checked (PostgreSQL)
+    residue: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -124,11 +125,11 @@ def erasure_store(store: Store) -> ErasureStore:
     Raises:
         ValueError: for a store this build has no erasure support for.
     """
-    from connector.erasure_sqlite import SqliteErasureStore, for_store
+    from connector.erasure_sqlite import for_store
 
     found = for_store(store)
-    if not isinstance(found, SqliteErasureStore):  # pragma: no cover - only SQLite today
-        raise ValueError("erasure needs the SQLite store")
+    if found is None:
+        raise ValueError("erasure needs the SQLite or PostgreSQL store")
     return found
 
 

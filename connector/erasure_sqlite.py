@@ -1,10 +1,12 @@
-"""``connector.erasure.ErasureStore`` on the embedded SQLite store.
+"""``connector.erasure.ErasureStore`` on either store (SQLite or PostgreSQL, via ``connector.sql_access``).
 
-Each erasure is one ``SqliteStore._write()`` transaction of plain SQL (``LOWER``, ``LIKE ... ESCAPE``,
-``INSERT ... RETURNING``, no JSON functions), so it ports to PostgreSQL; rows are pre-selected in
-SQL and confirmed in Python (``erasure_rules.row_matches``). The transactions run with
-``secure_delete`` on and are followed by a WAL checkpoint (``connector.erasure_disk``). The new
-tables' DDL is ``ERASURE_SCHEMA``.
+Each erasure is one ``_write()`` transaction of plain SQL (``LOWER``, ``LIKE ... ESCAPE``,
+``INSERT ... RETURNING``, no JSON functions) that both engines run; rows are pre-selected in SQL and
+confirmed in Python (``erasure_rules.row_matches``). On SQLite the transactions run with
+``secure_delete`` on and are followed by a WAL checkpoint and, when needed, ``VACUUM``
+(``connector.erasure_disk``); PostgreSQL has no such file scrubbing here (its old row versions
+go when autovacuum reclaims them), so ``purge_residue`` answers ``not_checked`` there. The
+tables' DDL is ``ERASURE_SCHEMA`` (migration 4 on both backends).
 """
 
 from __future__ import annotations
@@ -13,19 +15,18 @@ import hashlib
 import hmac
 import logging
 import secrets
-import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from typing import Any
 
 from connector import erasure_disk
 from connector import erasure_rules as rules
 from connector.erasure import ErasureRequest, ErasureResult, Subject
 from connector.erasure_schema import ERASURE_SCHEMA
-from connector.errors import StoreUnavailable
 from connector.outbox import NewEvent, lead_key
+from connector.sql_access import POSTGRESQL, SqlAccess, SqlSession, has_sql
 from connector.sqlite_store import SqliteStore
 
 log = logging.getLogger("connector.erasure")
@@ -49,29 +50,34 @@ _SCRUBBED_COLUMNS = frozenset(
     | {"reason", "last_error", "state", "finished_at", "next_attempt_at"}
 )
 _CHUNK = 500
-_stores: weakref.WeakKeyDictionary[SqliteStore, SqliteErasureStore] = weakref.WeakKeyDictionary()
+_stores: weakref.WeakKeyDictionary[Any, SqlErasureStore] = weakref.WeakKeyDictionary()
 _stores_lock = threading.Lock()
 
 
-def for_store(store: object) -> SqliteErasureStore | None:
-    """The erasure store beside *store* (made once per store), or None for a store that is not SQLite."""
-    if not isinstance(store, SqliteStore):
+def for_store(store: object) -> SqlErasureStore | None:
+    """The erasure store beside *store* (made once per store), or None for a store without SQL access."""
+    if not has_sql(store):
         return None
     with _stores_lock:
         found = _stores.get(store)
         if found is None:
-            found = _stores[store] = SqliteErasureStore(store)
+            found = _stores[store] = SqlErasureStore(store)  # type: ignore[arg-type]
         return found
 
 
-class SqliteErasureStore:
-    """Erasure tables and transactions on a :class:`SqliteStore`'s database."""
+class SqlErasureStore:
+    """Erasure tables and transactions on a store's database (``connector.sql_access``)."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqlAccess) -> None:
         self.store = store
-        with store._write() as db:
-            for statement in ERASURE_SCHEMA:
-                db.execute(statement)
+        #: The SQLite store whose files are scrubbed after each erasure (None: no file scrubbing).
+        self.disk = store if isinstance(store, SqliteStore) else None
+        #: PostgreSQL keeps one ``leads`` row per lead key (claims lock it); an erasure deletes the person's.
+        self.lead_rows = store.dialect == POSTGRESQL
+        if self.disk is not None:  # a database opened without migrations; PostgreSQL: migration 4 only
+            with store._write() as db:
+                for statement in ERASURE_SCHEMA:
+                    db.execute(statement)
 
     # -- erasure -----------------------------------------------------------------------------
     def erase(self, request: ErasureRequest) -> ErasureResult:
@@ -112,7 +118,7 @@ class SqliteErasureStore:
                 "INSERT INTO attempts (event_id, at, outcome, message) VALUES (?, ?, 'erased', ?)",
                 [(i, now, f"erasure {erasure_id}") for i in ids],
             )
-            watermarks, aliases = _delete_lead_state(db, keys, ids)
+            watermarks, aliases = _delete_lead_state(db, keys, ids, self.lead_rows)
             clear_id, clear = None, "not_configured"
             if request.clear is not None:
                 event = rules.clear_event(request.clear, request.integration_id, erasure_id, subject, lead_ids, now)
@@ -168,9 +174,7 @@ class SqliteErasureStore:
         )
         return result
 
-    def _find(
-        self, db: sqlite3.Connection, integration_id: str, subject: Subject
-    ) -> tuple[Subject, list[dict[str, Any]]]:
+    def _find(self, db: SqlSession, integration_id: str, subject: Subject) -> tuple[Subject, list[dict[str, Any]]]:
         """The subject's rows, widening the subject by the identifiers found (email -> lead id -> email)."""
         rows: dict[int, dict[str, Any]] = {}
         searched: set[str | int] = set()
@@ -190,7 +194,7 @@ class SqliteErasureStore:
         return subject, list(rows.values())
 
     @staticmethod
-    def _redact_attempts(db: sqlite3.Connection, ids: Sequence[int], forms: Sequence[str]) -> None:
+    def _redact_attempts(db: SqlSession, ids: Sequence[int], forms: Sequence[str]) -> None:
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             found = db.execute(
@@ -207,11 +211,8 @@ class SqliteErasureStore:
     # -- follow-ups --------------------------------------------------------------------------
     def settle(self, event_ids: Sequence[int] | None, now: float) -> int:
         """Erase what deliveries wrote back for follow-up events whose delivery is recorded; return how many."""
-        try:
-            if not self._followups(event_ids):
-                return 0
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"database unavailable: {exc}") from exc
+        if not self._followups(event_ids):
+            return 0
         settled = 0
         with self._secure_write() as db:
             salt = self._salt(db, now)
@@ -241,7 +242,7 @@ class SqliteErasureStore:
                 if row["instance"] and row["lead_id"] is not None:
                     keys.add(lead_key(row["instance"], "id", row["lead_id"]))
                 _update(db, row["id"], rules.settled_values(row, salt))
-                _delete_lead_state(db, keys, [row["id"]])
+                _delete_lead_state(db, keys, [row["id"]], self.lead_rows)
                 db.execute(
                     "UPDATE attempts SET message = NULL WHERE event_id = ? AND at >= ? AND outcome <> 'erased'",
                     (row["id"], row["erased_at"]),
@@ -260,14 +261,14 @@ class SqliteErasureStore:
         return settled
 
     def _followups(self, event_ids: Sequence[int] | None) -> bool:
-        db = self.store._connect()
-        if event_ids is None:
-            return db.execute("SELECT 1 FROM erasure_followups LIMIT 1").fetchone() is not None
-        for chunk in _chunks(list(event_ids)):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT 1 FROM erasure_followups WHERE event_id IN ({marks}) LIMIT 1"
-            if db.execute(sql, tuple(chunk)).fetchone() is not None:
-                return True
+        with self.store._read() as db:
+            if event_ids is None:
+                return db.execute("SELECT 1 FROM erasure_followups LIMIT 1").fetchone() is not None
+            for chunk in _chunks(list(event_ids)):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT 1 FROM erasure_followups WHERE event_id IN ({marks}) LIMIT 1"
+                if db.execute(sql, tuple(chunk)).fetchone() is not None:
+                    return True
         return False
 
     # -- records -----------------------------------------------------------------------------
@@ -287,35 +288,40 @@ class SqliteErasureStore:
         return int(row[0])
 
     def erasures(self, limit: int = 100) -> list[ErasureResult]:
-        rows = (
-            self.store._connect()
-            .execute(
+        with self.store._read() as db:
+            rows = db.execute(
                 "SELECT id, integration_id, subject_hash, requested_by, at, mode, events, pending_skipped, in_flight, "
                 "dead_closed, watermarks, aliases, clear_event_id, clear, completed_at FROM erasures "
                 "ORDER BY id DESC LIMIT ?",
                 (limit,),
-            )
-            .fetchall()
-        )
+            ).fetchall()
         return [ErasureResult(*tuple(r)) for r in rows]
 
     def integration_ids(self) -> list[str]:
-        rows = self.store._connect().execute(
-            "SELECT id FROM integrations UNION SELECT DISTINCT integration_id FROM events ORDER BY 1"
-        )
+        with self.store._read() as db:
+            rows = db.execute(
+                "SELECT id FROM integrations UNION SELECT DISTINCT integration_id FROM events ORDER BY 1"
+            ).fetchall()
         return [r[0] for r in rows]
 
     def purge_residue(self, forms: Iterable[str]) -> str:
-        return erasure_disk.purge_residue(self.store, forms)
+        return "not_checked" if self.disk is None else erasure_disk.purge_residue(self.disk, forms)
 
-    def _secure_write(self) -> AbstractContextManager[sqlite3.Connection]:
-        return erasure_disk.secure_write(self.store)
+    @contextmanager
+    def _secure_write(self) -> Iterator[SqlSession]:
+        if self.disk is None:
+            with self.store._write() as db:
+                yield db
+        else:
+            with erasure_disk.secure_write(self.disk) as db:
+                yield db
 
     def _checkpoint(self) -> None:
-        erasure_disk.checkpoint(self.store)
+        if self.disk is not None:
+            erasure_disk.checkpoint(self.disk)
 
     @staticmethod
-    def _salt(db: sqlite3.Connection, now: float) -> bytes:
+    def _salt(db: SqlSession, now: float) -> bytes:
         db.execute(
             "INSERT INTO erasure_salt (id, salt, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING",
             (secrets.token_hex(32), now),
@@ -332,11 +338,15 @@ def _candidate_params(integration_id: str, probe: str | int, subject: Subject) -
     return (integration_id, value, needle, needle if "@" in probe else None, None, subject.didomi_user_id)
 
 
-def _delete_lead_state(db: sqlite3.Connection, keys: Iterable[str], event_ids: Sequence[int]) -> tuple[int, int]:
+def _delete_lead_state(
+    db: SqlSession, keys: Iterable[str], event_ids: Sequence[int], lead_rows: bool
+) -> tuple[int, int]:
     watermarks = aliases = 0
     listed = sorted(keys)
     for chunk in _chunks(listed):
         marks = ",".join("?" * len(chunk))
+        if lead_rows:  # PostgreSQL's per-lead lock rows are named by the lead key (claims re-create them)
+            db.execute(f"DELETE FROM leads WHERE lead_key IN ({marks})", tuple(chunk))
         watermarks += db.execute(f"DELETE FROM watermarks WHERE lead_key IN ({marks})", tuple(chunk)).rowcount
         aliases += db.execute(
             f"DELETE FROM lead_aliases WHERE lead_key IN ({marks}) OR canonical_key IN ({marks})",
@@ -348,14 +358,14 @@ def _delete_lead_state(db: sqlite3.Connection, keys: Iterable[str], event_ids: S
     return watermarks, aliases
 
 
-def _update(db: sqlite3.Connection, event_id: int, values: Mapping[str, Any]) -> None:
+def _update(db: SqlSession, event_id: int, values: Mapping[str, Any]) -> None:
     columns = [c for c in values if c in _SCRUBBED_COLUMNS]
     if columns:
         assignments = ", ".join(f"{c} = ?" for c in columns)
         db.execute(f"UPDATE events SET {assignments} WHERE id = ?", (*(values[c] for c in columns), event_id))
 
 
-def _insert_clear(db: sqlite3.Connection, event: NewEvent, due: float) -> int:
+def _insert_clear(db: SqlSession, event: NewEvent, due: float) -> int:
     return int(
         db.execute(
             _INSERT_EVENT,

@@ -12,7 +12,7 @@ from conftest import make_integration
 from connector.backfill.checkpoint import RunRecord
 from connector.backfill.delivery import BulkDelivery, Pacing, SyncDelivery
 from connector.backfill.runner import Options, Runner, mode_for
-from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
+from connector.backfill.sql_checkpoint import SqlCheckpoints
 from connector.marketo import MarketoClient, TokenCache
 from connector.marketo.bulk import BulkClient
 from connector.models import FieldMapping, Integration
@@ -95,7 +95,7 @@ def runner(
     describe: bool = True,
 ) -> tuple[Runner, BulkClient | None]:
     """A Runner over a real HTTP client to the sandbox at ``integration.instance`` (no governor)."""
-    checkpoints = SqliteCheckpoints(store)
+    checkpoints = SqlCheckpoints(store)
     checkpoints.create_run(run) if checkpoints.get_run(run.id) is None else None
     options = options or Options()
     pacing = pacing or Pacing(poll_min=1.0, poll_max=5.0, retry_after=2.0)

@@ -56,6 +56,22 @@ def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SqliteStor
     s.close()
 
 
+#: The backends ``backend_store`` opens; tests of features on both stores parametrize over these.
+BACKENDS = ("sqlite", "postgres")
+
+
+def backend_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh store on *backend* (SQLite in tmp_path, or a new database on the test PostgreSQL server)."""
+    if backend == "postgres":
+        from connector.pg_store import PostgresStore
+
+        opened: Any = PostgresStore(request.getfixturevalue("pg_url"))
+    else:
+        opened = SqliteStore(tmp_path / "connector.db")
+    yield opened
+    opened.close()
+
+
 def make_integration(**overrides: Any) -> Integration:
     values: dict[str, Any] = {
         "id": "acme",

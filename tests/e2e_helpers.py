@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,13 +22,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from connector.outbox import EventRecord
-from connector.sqlite_store import SqliteStore
+from connector.stores import open_store
 from tests import processes
 from tests.processes import ProcessError, Processes, RunningProcess, clean_env
 
@@ -149,15 +147,14 @@ class RecordingProxy:
 
 
 class Outbox:
-    """Read the connector's outbox (SQLite, WAL) from the test while other processes write it."""
+    """Read the connector's outbox (SQLite or PostgreSQL) from the test while other processes write it."""
 
     def __init__(self, db_url: str) -> None:
-        assert db_url.startswith("sqlite:///")
-        self._path = Path(db_url[len("sqlite:///") :])
+        self._url = db_url
 
     @contextmanager
-    def _store(self) -> Iterator[SqliteStore]:
-        store = SqliteStore(self._path)
+    def _store(self) -> Iterator[Any]:
+        store: Any = open_store(self._url)
         try:
             yield store
         finally:
@@ -177,13 +174,10 @@ class Outbox:
 
     def lease_owners(self, event_ids: Sequence[int]) -> dict[int, str | None]:
         """Which process holds each event's lease (the store API does not expose it)."""
-        db = sqlite3.connect(self._path, timeout=30)
-        try:
-            marks = ",".join("?" * len(event_ids))
-            rows = db.execute(f"SELECT id, lease_owner FROM events WHERE id IN ({marks})", tuple(event_ids))
-            return {int(r[0]): r[1] for r in rows}
-        finally:
-            db.close()
+        marks = ",".join("?" * len(event_ids))
+        with self._store() as store, store._read() as db:
+            rows = db.execute(f"SELECT id, lease_owner FROM events WHERE id IN ({marks})", tuple(event_ids)).fetchall()
+        return {int(r[0]): r[1] for r in rows}
 
     def wait_for(
         self, predicate: Callable[[list[EventRecord]], bool], event_ids: Sequence[int], timeout: float

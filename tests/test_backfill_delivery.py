@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from backfill_helpers import MAPPINGS, new_run, runner, sandbox_integration, user
-from conftest import Clock
+from conftest import BACKENDS, Clock, backend_store
 
 from connector.backfill.delivery import Pacing
 from connector.backfill.runner import Options
@@ -40,6 +40,12 @@ class Both:
         self.sandbox.advance(seconds)
         if self.hook is not None:
             self.hook()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The connector's store on each backend: the checkpoints and watermarks live beside the outbox."""
+    yield from backend_store(request.param, tmp_path, request)
 
 
 @pytest.fixture
@@ -240,7 +246,7 @@ def _one_part(store: SqliteStore, tmp_path: Path, api: _FlakyBulk) -> tuple[Any,
     from connector.backfill.csvparts import PartWriter
     from connector.backfill.delivery import BulkDelivery
     from connector.backfill.rows import Row
-    from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
+    from connector.backfill.sql_checkpoint import SqlCheckpoints
 
     integration = sandbox_integration("http://127.0.0.1:9")
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -249,7 +255,7 @@ def _one_part(store: SqliteStore, tmp_path: Path, api: _FlakyBulk) -> tuple[Any,
         row = Row(i + 1, i + 1, f"u{i}", f"k{i}", "email", f"u{i}@example.com", {"consentNewsletter": True}, "2024")
         writer.add(row, row.attributes)
     [part] = writer.flush()
-    checkpoints = SqliteCheckpoints(store)
+    checkpoints = SqlCheckpoints(store)
     run = new_run(tmp_path, integration, run_id=tmp_path.name)
     checkpoints.create_run(run)
     record = PartRecord(run.id, part.number, part.path, part.rows, part.bytes)

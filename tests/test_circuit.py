@@ -20,7 +20,7 @@ from connector.metrics import status_document
 from connector.settings import WorkerSettings, circuit_from_env
 from connector.sqlite_store import SqliteStore
 from connector.worker import Worker
-from tests.conftest import INSTANCE, Clock, make_integration, pending_event
+from tests.conftest import BACKENDS, INSTANCE, Clock, make_integration, pending_event
 
 SETTINGS = CircuitSettings(failures=3, first_probe=5.0, max_probe=60.0)
 
@@ -117,8 +117,34 @@ def test_bad_circuit_settings_name_the_variable(env: dict[str, str], name: str) 
 # -- stored for every process ----------------------------------------------------------------------------
 
 
-def test_the_circuit_is_shared_by_every_process_and_shown_by_status(tmp_path: Path) -> None:
-    one, other = SqliteStore(tmp_path / "c.db"), SqliteStore(tmp_path / "c.db")  # as two processes would
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def open_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest, *, counting: bool = False) -> Any:
+    """A handle on this test's database on *backend* (each call: another handle, as another process would)."""
+    if backend == "postgres":
+        from connector.pg_store import PostgresStore
+
+        cls: type = PostgresStore
+        where: Any = request.getfixturevalue("pg_url")
+    else:
+        cls, where = SqliteStore, tmp_path / "c.db"
+    if counting:
+        cls = type("Counting" + cls.__name__, (Counting, cls), {})
+    return cls(where)
+
+
+def set_attempts(store: Any, event_id: int, attempts: int) -> None:
+    with store._write() as db:
+        db.execute("UPDATE events SET attempts = ? WHERE id = ?", (attempts, event_id))
+
+
+def test_the_circuit_is_shared_by_every_process_and_shown_by_status(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    one, other = open_store(backend, tmp_path, request), open_store(backend, tmp_path, request)
     try:
         board = CircuitBoard(one, SETTINGS)
         for t in (10.0, 11.0, 12.0):
@@ -180,14 +206,14 @@ class FakeMarketo:
         self._check()
 
 
-class CountingStore(SqliteStore):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.claims = 0
-        self.claimed = 0
+class Counting:
+    """Mixed into a store class: counts claims and the events they returned."""
+
+    claims = 0
+    claimed = 0
 
     def claim(self, now: float, limit: int, lease_until: float, owner: str) -> Any:
-        events = super().claim(now, limit, lease_until, owner)
+        events = super().claim(now, limit, lease_until, owner)  # type: ignore[misc]
         self.claims += 1
         self.claimed += len(events)
         return events
@@ -198,7 +224,7 @@ class Registry:
         return make_integration()
 
 
-def outage_worker(store: SqliteStore, clock: Clock, marketo: FakeMarketo, **circuit: Any) -> Worker:
+def outage_worker(store: Any, clock: Clock, marketo: FakeMarketo, **circuit: Any) -> Worker:
     settings = WorkerSettings(
         circuit=CircuitSettings(**{"failures": 5, "first_probe": 5.0, "max_probe": 60.0, **circuit})
     )
@@ -213,9 +239,7 @@ def outage_worker(store: SqliteStore, clock: Clock, marketo: FakeMarketo, **circ
     )
 
 
-def simulate(
-    store: CountingStore, clock: Clock, marketo: FakeMarketo, worker: Worker, *, hour: float = 3600.0
-) -> list[int]:
+def simulate(store: Any, clock: Clock, marketo: FakeMarketo, worker: Worker, *, hour: float = 3600.0) -> list[int]:
     """One event every 10 s during an outage of *hour* s, the worker draining every second; then 10 minutes more."""
     start = clock()
     marketo.down_until = start + hour
@@ -228,7 +252,7 @@ def simulate(
     return ids
 
 
-def states(store: SqliteStore, ids: list[int]) -> dict[str, int]:
+def states(store: Any, ids: list[int]) -> dict[str, int]:
     found: dict[str, int] = {}
     for event_id in ids:
         record = store.get_event(event_id)
@@ -237,8 +261,10 @@ def states(store: SqliteStore, ids: list[int]) -> dict[str, int]:
     return found
 
 
-def test_an_hour_long_outage_loses_nothing_and_costs_few_calls(tmp_path: Path, clock: Clock) -> None:
-    store = CountingStore(tmp_path / "c.db")
+def test_an_hour_long_outage_loses_nothing_and_costs_few_calls(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, clock: Clock
+) -> None:
+    store = open_store(backend, tmp_path, request, counting=True)
     marketo = FakeMarketo(clock)
     worker = outage_worker(store, clock, marketo)
     ids = simulate(store, clock, marketo, worker)
@@ -258,8 +284,10 @@ def test_an_hour_long_outage_loses_nothing_and_costs_few_calls(tmp_path: Path, c
     store.close()
 
 
-def test_without_the_circuit_the_same_outage_costs_a_call_per_event_and_retry(tmp_path: Path, clock: Clock) -> None:
-    store = CountingStore(tmp_path / "c.db")
+def test_without_the_circuit_the_same_outage_costs_a_call_per_event_and_retry(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, clock: Clock
+) -> None:
+    store = open_store(backend, tmp_path, request, counting=True)
     marketo = FakeMarketo(clock)
     worker = outage_worker(store, clock, marketo, failures=0)
     ids = simulate(store, clock, marketo, worker, hour=600)
@@ -269,18 +297,20 @@ def test_without_the_circuit_the_same_outage_costs_a_call_per_event_and_retry(tm
     store.close()
 
 
-def held_outcomes(store: SqliteStore, event_id: int) -> list[str]:
+def held_outcomes(store: Any, event_id: int) -> list[str]:
     record = store.get_event(event_id)
     assert record is not None
     return [a.outcome for a in record.attempts]
 
 
-def test_dead_letters_of_the_outage_are_replayed_when_it_closes(tmp_path: Path, clock: Clock) -> None:
-    store = CountingStore(tmp_path / "c.db")
+def test_dead_letters_of_the_outage_are_replayed_when_it_closes(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, clock: Clock
+) -> None:
+    store = open_store(backend, tmp_path, request, counting=True)
     marketo = FakeMarketo(clock)
     worker = outage_worker(store, clock, marketo, failures=3)
     old, new = (store.add_event(pending_event(f"{n}@x.com", received_at=clock())).event_id for n in ("old", "new"))
-    store._connect().execute("UPDATE events SET attempts = 5 WHERE id = ?", (old,))  # on its last retry
+    set_attempts(store, old, 5)  # on its last retry
     marketo.down_until = clock() + 3600
     for _ in range(4000):
         worker.drain()
@@ -297,12 +327,14 @@ def test_dead_letters_of_the_outage_are_replayed_when_it_closes(tmp_path: Path, 
     store.close()
 
 
-def test_auto_replay_can_be_turned_off(tmp_path: Path, clock: Clock) -> None:
-    store = CountingStore(tmp_path / "c.db")
+def test_auto_replay_can_be_turned_off(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, clock: Clock
+) -> None:
+    store = open_store(backend, tmp_path, request, counting=True)
     marketo = FakeMarketo(clock)
     worker = outage_worker(store, clock, marketo, failures=2, replay_after_outage=False)
     event_id = store.add_event(pending_event(received_at=clock())).event_id
-    store._connect().execute("UPDATE events SET attempts = 5 WHERE id = ?", (event_id,))
+    set_attempts(store, event_id, 5)
     marketo.down_until = clock() + 100
     worker.drain()  # its last retry fails: a dead letter of the outage
     worker.circuits.failure(INSTANCE, "network", "acme", clock())  # the circuit opens
@@ -313,8 +345,10 @@ def test_auto_replay_can_be_turned_off(tmp_path: Path, clock: Clock) -> None:
     store.close()
 
 
-def test_a_permanent_refusal_is_a_dead_letter_not_an_outage(tmp_path: Path, clock: Clock) -> None:
-    store = CountingStore(tmp_path / "c.db")
+def test_a_permanent_refusal_is_a_dead_letter_not_an_outage(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, clock: Clock
+) -> None:
+    store = open_store(backend, tmp_path, request, counting=True)
     marketo = FakeMarketo(clock)
     marketo.refuse = True
     worker = outage_worker(store, clock, marketo, failures=1)
@@ -325,13 +359,15 @@ def test_a_permanent_refusal_is_a_dead_letter_not_an_outage(tmp_path: Path, cloc
     store.close()
 
 
-def test_connector_status_says_which_instance_is_unreachable_since_when(tmp_path: Path) -> None:
+def test_connector_status_says_which_instance_is_unreachable_since_when(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     from click.testing import CliRunner
 
     from connector.cli import main
 
-    db = f"sqlite:///{tmp_path / 'c.db'}"
-    store = SqliteStore(tmp_path / "c.db")
+    db = request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'c.db'}"
+    store = open_store(backend, tmp_path, request)
     board = CircuitBoard(store, SETTINGS)
     for t in (1_790_000_000.0, 1_790_000_001.0, 1_790_000_002.0):
         board.failure(INSTANCE, "http_503", "acme", t)

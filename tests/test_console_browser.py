@@ -204,7 +204,8 @@ def test_admin_journey_in_chromium(procs: Processes, page: Page, tmp_path: Path)
     assert [(r["id"], r["state"], r["marketo_request_id"]) for r in rows] == [(str(event_id), "delivered", request_id)]
 
     # the sandbox fails until an event is dead
-    sandbox_post(sandbox.url, "faults", {"errors": {"code": "502", "count": 1000}})
+    # 611 (Marketo "system error") is answered, so it is retried until dead; a 5xx would open the circuit and hold it
+    sandbox_post(sandbox.url, "faults", {"errors": {"code": "611", "count": 1000}})
     failing = requests.post(url, json=consent_event("john.smith@example.com", "consent-dead-1"), timeout=10)
     assert failing.status_code == 202, failing.text
     dead_id = failing.json()["event_id"]

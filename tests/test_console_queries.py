@@ -1,13 +1,25 @@
-"""connector.sqlite_console: the console's read queries on a real SQLite store, and the pure chart."""
+"""connector.sql_console: the console's read queries on a real SQLite and PostgreSQL store, and the pure chart."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from connector.console_queries import ConsoleQueries, Search, bucket_series
 from connector.outbox import Attempt, Finish, NewEvent, Reschedule
 from connector.sqlite_store import SqliteStore
 from connector.web.console.chart import activity_svg
+from tests.conftest import BACKENDS, backend_store
 
 T0 = 1_790_000_000.0
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    yield from backend_store(request.param, tmp_path, request)
 
 
 def add(store: SqliteStore, key: str, at: float, *, integration: str = "acme", email: str = "a@example.com") -> int:
@@ -27,7 +39,7 @@ def add(store: SqliteStore, key: str, at: float, *, integration: str = "acme", e
     ).event_id
 
 
-def test_the_sqlite_store_answers_console_queries(store: SqliteStore) -> None:
+def test_the_store_answers_console_queries(store: SqliteStore) -> None:
     assert isinstance(store, ConsoleQueries)
 
 

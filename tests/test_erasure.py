@@ -1,15 +1,17 @@
 """Erasure (``user.deleted``, ``connector forget``): the webhook intake (Flask test client), the real worker
-with a scripted Marketo client, the real SQLite store, and the raw bytes of its files afterwards."""
+with a scripted Marketo client, the real store on both backends, and afterwards what is left: the raw
+bytes of the SQLite files, or every column of every PostgreSQL table."""
 
 from __future__ import annotations
 
 import copy
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from flask import Flask
@@ -28,7 +30,7 @@ from connector.sqlite_store import SqliteStore
 from connector.vault import Vault
 from connector.web import create_app
 from connector.worker import Worker
-from tests.conftest import Clock
+from tests.conftest import BACKENDS, Clock, backend_store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_configs"
 EMAIL = "Jane.Doe+news@Example.com"  # stored as received; matched case-insensitively
@@ -86,10 +88,41 @@ class FakeMarketo:
         return []
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from backend_store(backend, tmp_path, request)
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The URL of the test's database, for the CLI."""
+    return str(request.getfixturevalue("pg_url")) if backend == "postgres" else f"sqlite:///{tmp_path / 'connector.db'}"
+
+
 @pytest.fixture(autouse=True)
-def plain_sqlite(store: SqliteStore) -> None:
-    """Ordinary writes do not zero freed bytes, as in SQLite builds without SQLITE_SECURE_DELETE (Debian's has it)."""
-    store._connect().execute("PRAGMA secure_delete=OFF")
+def plain_sqlite(request: pytest.FixtureRequest) -> None:
+    """Ordinary writes do not zero freed bytes, as in SQLite builds without SQLITE_SECURE_DELETE (Debian's has it).
+
+    Only for tests with a store (the pure ones run once, on no backend).
+    """
+    if "store" in request.fixturenames and request.getfixturevalue("backend") == "sqlite":
+        request.getfixturevalue("store")._connect().execute("PRAGMA secure_delete=OFF")
+
+
+Leftovers = Callable[[str], list[str]]
+
+
+@pytest.fixture
+def leftovers(backend: str, db_url: str, tmp_path: Path) -> Leftovers:
+    """Where any spelling of a value is still stored: SQLite file names, or PostgreSQL table names."""
+    if backend == "sqlite":
+        return lambda value: files_contain(tmp_path / "connector.db", value)
+    return lambda value: tables_contain(db_url, value)
 
 
 @pytest.fixture
@@ -153,6 +186,28 @@ def files_contain(db_path: Path, value: str) -> list[str]:
     return found
 
 
+def tables_contain(url: str, value: str) -> list[str]:
+    """Which PostgreSQL tables hold a row with any spelling of *value* in any column (case-insensitive)."""
+    forms = sorted({f.decode("utf-8") for f in spellings(value)})
+    found = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        columns: dict[str, list[str]] = {}
+        for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "ORDER BY table_name, ordinal_position"
+        ):
+            columns.setdefault(table, []).append(column)
+        for table, names in columns.items():
+            text = "concat_ws(chr(1), " + ", ".join(f'"{n}"::text' for n in names) + ")"
+            hit = conn.execute(
+                f'SELECT 1 FROM "{table}" WHERE lower({text}) LIKE ANY(%s) LIMIT 1',
+                (["%" + f.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for f in forms],),
+            ).fetchone()
+            if hit is not None:
+                found.append(table)
+    return found
+
+
 def outcomes(store: SqliteStore, event_id: int) -> list[str]:
     record = store.get_event(event_id)
     assert record is not None
@@ -161,7 +216,7 @@ def outcomes(store: SqliteStore, event_id: int) -> list[str]:
 
 # -- the webhook flow --------------------------------------------------------------------------
 def test_user_deleted_webhook_forgets_the_person_and_nothing_is_left_in_the_files(
-    client: FlaskClient, store: SqliteStore, worker: Worker, clock: Clock, tmp_path: Path
+    client: FlaskClient, store: SqliteStore, worker: Worker, clock: Clock, leftovers: Leftovers
 ) -> None:
     delivered = post(client, consent(EMAIL, "e-1"))["event_id"]
     other = post(client, consent(OTHER, "e-other"))["event_id"]
@@ -170,7 +225,7 @@ def test_user_deleted_webhook_forgets_the_person_and_nothing_is_left_in_the_file
     updated = post(client, consent(EMAIL, "e-2", enabled=False, at="2024-06-01T00:00:00Z"))["event_id"]
     before = store.get_event(delivered)
     assert before is not None and before.state == "delivered" and before.lead_id == 4242
-    assert files_contain(tmp_path / "connector.db", EMAIL)  # the check below can see the email
+    assert leftovers(EMAIL)  # the check below can see the email
 
     answer = post(client, user_deleted())
 
@@ -199,10 +254,9 @@ def test_user_deleted_webhook_forgets_the_person_and_nothing_is_left_in_the_file
     assert still is not None and still.lookup_value == OTHER  # nobody else is touched
 
     store.close()
-    db = tmp_path / "connector.db"
-    assert files_contain(db, EMAIL) == []
-    assert files_contain(db, USER_ID) == []
-    assert files_contain(db, OTHER) != []  # sanity: the scan finds what is still there
+    assert leftovers(EMAIL) == []
+    assert leftovers(USER_ID) == []
+    assert leftovers(OTHER) != []  # sanity: the scan finds what is still there
 
 
 def _topic_and_key() -> dict[str, str]:
@@ -210,12 +264,12 @@ def _topic_and_key() -> dict[str, str]:
 
 
 def test_a_non_ascii_email_is_found_and_erased_in_every_spelling(
-    client: FlaskClient, store: SqliteStore, worker: Worker, tmp_path: Path
+    client: FlaskClient, store: SqliteStore, worker: Worker, leftovers: Leftovers
 ) -> None:
     email = "Zoë.Ünal@Exämple.com"
     event_id = post(client, consent(email, "e-zoe"))["event_id"]
     worker.drain()
-    assert files_contain(tmp_path / "connector.db", email)
+    assert leftovers(email)
 
     answer = post(client, user_deleted(email.lower()))
 
@@ -223,7 +277,7 @@ def test_a_non_ascii_email_is_found_and_erased_in_every_spelling(
     record = store.get_event(event_id)
     assert record is not None and record.lookup_value == answer["subject"]
     store.close()
-    assert files_contain(tmp_path / "connector.db", email) == []
+    assert leftovers(email) == []
 
 
 def test_user_deleted_without_any_identifier_is_acknowledged_and_ignored(client: FlaskClient) -> None:
@@ -283,40 +337,45 @@ def test_dead_letters_are_closed_so_a_replay_cannot_send_them(
 
 
 def test_copies_left_in_free_space_by_earlier_writes_are_vacuumed(
-    store: SqliteStore, registry: Registry, tmp_path: Path
+    store: SqliteStore, registry: Registry, backend: str, leftovers: Leftovers
 ) -> None:
     store.add_event(
         NewEvent("acme", "k-1", 1.0, "skipped", reason="nothing to write", consent={"organization_user_id": EMAIL})
     )
     assert store.prune(2.0) == 1  # an ordinary delete: the row's bytes stay in a free page
-    erasure_disk.checkpoint(store)
-    assert files_contain(tmp_path / "connector.db", EMAIL) == ["connector.db"]
+    if backend == "sqlite":  # file scrubbing is SQLite's; PostgreSQL has no live row left to find
+        erasure_disk.checkpoint(store)
+        assert leftovers(EMAIL) == ["connector.db"]
+    else:
+        assert leftovers(EMAIL) == []
 
     subject = erasure.Subject(frozenset({EMAIL.lower()}))
     (result,) = erasure.forget(store, registry, subject, integration_ids=["acme"], requested_by="cli", now=3.0)
 
-    assert result.events == 0 and result.residue == "vacuumed"
+    assert result.events == 0 and result.residue == ("vacuumed" if backend == "sqlite" else "not_checked")
+    assert [e.integration_id for e in for_store(store).erasures()] == ["acme"]  # type: ignore[union-attr]
     store.close()
-    assert files_contain(tmp_path / "connector.db", EMAIL) == []
+    assert leftovers(EMAIL) == []
 
 
 def test_an_identifier_still_used_by_another_integration_is_not_vacuumed_for(
-    client: FlaskClient, store: SqliteStore, registry: Registry, worker: Worker
+    client: FlaskClient, store: SqliteStore, registry: Registry, worker: Worker, backend: str, leftovers: Leftovers
 ) -> None:
     registry.put("beta", copy.deepcopy(CONFIG), "file")
     post(client, consent(EMAIL, "e-1"))
     client.post("/webhooks/beta", data=json.dumps(consent(EMAIL, "e-b")), content_type="application/json")
     subject = erasure.Subject(frozenset({EMAIL.lower()}))
     (result,) = erasure.forget(store, registry, subject, integration_ids=["acme"], requested_by="cli", now=3.0)
-    assert result.events == 1 and result.residue == "kept"
+    assert result.events == 1 and result.residue == ("kept" if backend == "sqlite" else "not_checked")
     (kept,) = store.list_events(integration_id="beta")
     assert kept.lookup_value == EMAIL and kept.state == "pending"
+    assert leftovers(EMAIL) != []  # beta's event still holds it
 
 
 # -- in flight ---------------------------------------------------------------------------------
 def test_an_event_in_flight_is_erased_once_its_delivery_is_recorded(
     client: FlaskClient, store: SqliteStore, registry: Registry, worker: Worker, marketo: FakeMarketo, clock: Clock,
-    tmp_path: Path,
+    leftovers: Leftovers,
 ) -> None:  # fmt: skip
     event_id = post(client, consent(EMAIL, "e-1"))["event_id"]
     results: list[erasure.ErasureResult] = []
@@ -336,13 +395,14 @@ def test_an_event_in_flight_is_erased_once_its_delivery_is_recorded(
     (recorded,) = for_store(store).erasures()  # type: ignore[union-attr]
     assert recorded.completed_at is not None
     store.close()
-    assert files_contain(tmp_path / "connector.db", EMAIL) == []
+    assert leftovers(EMAIL) == []
 
 
 # -- forget_and_clear ----------------------------------------------------------------------------
 def test_forget_and_clear_writes_false_and_empty_to_the_mapped_consent_fields(
-    client: FlaskClient, store: SqliteStore, registry: Registry, worker: Worker, marketo: FakeMarketo, tmp_path: Path
-) -> None:
+    client: FlaskClient, store: SqliteStore, registry: Registry, worker: Worker, marketo: FakeMarketo,
+    leftovers: Leftovers,
+) -> None:  # fmt: skip
     registry.put("acme", {**copy.deepcopy(CONFIG), "on_user_deleted": "forget_and_clear"}, "file")
     post(client, consent(EMAIL, "e-1"))
     worker.drain()
@@ -360,7 +420,7 @@ def test_forget_and_clear_writes_false_and_empty_to_the_mapped_consent_fields(
     (recorded,) = for_store(store).erasures()  # type: ignore[union-attr]
     assert recorded.completed_at is not None and recorded.clear == "queued"
     store.close()
-    assert files_contain(tmp_path / "connector.db", EMAIL) == []
+    assert leftovers(EMAIL) == []
 
 
 def test_forget_and_clear_by_email_when_no_lead_id_is_known(store: SqliteStore, registry: Registry) -> None:
@@ -374,12 +434,12 @@ def test_forget_and_clear_by_email_when_no_lead_id_is_known(store: SqliteStore, 
 
 # -- the command --------------------------------------------------------------------------------
 def test_forget_command_erases_by_email_and_by_lead_id(
-    client: FlaskClient, store: SqliteStore, worker: Worker, tmp_path: Path
+    client: FlaskClient, store: SqliteStore, worker: Worker, db_url: str, leftovers: Leftovers
 ) -> None:
     first = post(client, consent(EMAIL, "e-1"))["event_id"]
     post(client, consent(OTHER, "e-other"))
     worker.drain()
-    db = f"sqlite:///{tmp_path / 'connector.db'}"
+    db = db_url
     runner = CliRunner()
 
     result = runner.invoke(main, ["forget", EMAIL.upper(), "--integration", "acme", "--db", db, "--json"])
@@ -399,8 +459,8 @@ def test_forget_command_erases_by_email_and_by_lead_id(
     unknown = runner.invoke(main, ["forget", EMAIL, "--integration", "nope", "--db", db])
     assert unknown.exit_code == 1 and "unknown integration 'nope'" in unknown.output
     store.close()
-    assert files_contain(tmp_path / "connector.db", EMAIL) == []
-    assert files_contain(tmp_path / "connector.db", OTHER) == []
+    assert leftovers(EMAIL) == []
+    assert leftovers(OTHER) == []
 
 
 def test_forget_command_has_help() -> None:

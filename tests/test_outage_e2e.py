@@ -1,7 +1,8 @@
 """End to end through a Marketo outage: ``connector serve`` against ``connector sandbox`` refusing connections.
 
 Events accepted during the outage are delivered after it with no dead letter left, and
-``connector status --json`` says the instance is unreachable (since when, next probe) while it lasts.
+``connector status --json`` says the instance is unreachable (since when, next probe) while it lasts;
+on SQLite and on PostgreSQL (the circuits are kept in the connector's database).
 Short retry delays (1.5 s in all) make the events' own retries run out well inside the outage.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import BACKENDS
 from tests.e2e_helpers import Outbox
 from tests.processes import Processes, consent_event, sandbox_get, sandbox_post, wait_until
 
@@ -31,9 +33,10 @@ ENV = {
 PEOPLE = [{"id": i, "email": f"outage{i}@example.com"} for i in range(1, 7)]
 
 
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    with Processes(tmp_path, env=ENV) as started:
+@pytest.fixture(params=BACKENDS)
+def procs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
+    db_url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    with Processes(tmp_path, env=ENV, db_url=db_url) as started:
         yield started
 
 

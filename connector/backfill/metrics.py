@@ -7,20 +7,19 @@ from typing import Any
 
 from connector.backfill.checkpoint import totals
 from connector.backfill.progress import prometheus_lines
-from connector.backfill.sqlite_checkpoint import SqliteCheckpoints
+from connector.backfill.sql_checkpoint import SqlCheckpoints
+from connector.sql_access import has_sql
 
 
-def checkpoints_for(store: Any) -> SqliteCheckpoints:
-    """The run store beside the connector's store (SQLite only in this build).
+def checkpoints_for(store: Any) -> SqlCheckpoints:
+    """The run store beside the connector's store (SQLite or PostgreSQL).
 
     Raises:
-        ValueError: the store is not the SQLite one.
+        ValueError: the store has no SQL access (``connector.sql_access``).
     """
-    from connector.sqlite_store import SqliteStore
-
-    if not isinstance(store, SqliteStore):
-        raise ValueError("backfill checkpoints need the SQLite store in this build")
-    return SqliteCheckpoints(store)
+    if not has_sql(store):
+        raise ValueError("backfill checkpoints need the SQLite or PostgreSQL store")
+    return SqlCheckpoints(store)
 
 
 def backfill_metrics(store: Any, limit: int = 20) -> list[str]:

@@ -8,12 +8,34 @@ then finds nothing left to do). Each migration runs in its own transaction toget
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from connector.backfill.checkpoint import DDL as BACKFILL_DDL
+from connector.circuit_store import CIRCUIT_DDL
 from connector.console_queries import INDEXES as CONSOLE_INDEXES
+from connector.erasure_schema import ERASURE_SCHEMA
 
 #: Any fixed 64-bit number names the lock; this one spells "connectr" in ASCII.
 MIGRATION_LOCK = 0x636F6E6E65637472
+
+_TYPES = (
+    (re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"), "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+)
+
+
+def pg_types(ddl: str) -> str:
+    """The feature modules' SQLite DDL with PostgreSQL types: identity keys, BIGINT, DOUBLE PRECISION.
+
+    One DDL text per table serves both backends; only the column types differ (SQLite's ``INTEGER``
+    is 64-bit, its ``REAL`` is a double).
+    """
+    for pattern, replacement in _TYPES:
+        ddl = pattern.sub(replacement, ddl)
+    return ddl
+
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -116,6 +138,13 @@ CREATE TABLE instance_pauses (
         "fetched_at DOUBLE PRECISION NOT NULL);",
     ),
     (3, "console: indexes for activity, search and last delivery", ";\n".join(CONSOLE_INDEXES) + ";"),
+    (4, "erasure: salt, erasure records, follow-ups", pg_types(";\n".join(ERASURE_SCHEMA) + ";")),
+    (
+        5,
+        "circuits: per-instance outage state, held events, the outage's dead letters",
+        pg_types(";\n".join(CIRCUIT_DDL) + ";"),
+    ),
+    (6, "backfill: runs and their import parts (checkpoints)", pg_types(BACKFILL_DDL)),
 )
 
 _CREATE_LEDGER = """

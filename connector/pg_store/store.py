@@ -18,8 +18,8 @@ open while anything else happens. How the shared guarantees hold without SQLite'
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -29,6 +29,7 @@ import connector.pg_store.budget as budget
 import connector.pg_store.rows as rowmap
 import connector.pg_store.schema as schema
 from connector.outbox import AddResult, Attempt, EventRecord, Finish, NewEvent, OutboxEvent, Reschedule, Watermark
+from connector.pg_store.access import Session
 from connector.pg_store.connection import CHANNEL, Listener, Target, connect, parse_url, unavailable
 from connector.pg_store.pool import Pool
 
@@ -37,9 +38,10 @@ from connector.rows import dump as _dump
 from connector.rows import event_params as _event_params
 from connector.rows import event_record as _record
 from connector.rows import owned, owner_param
+from connector.sql_console import SqlConsoleQueries
 
 
-class PostgresStore:
+class PostgresStore(SqlConsoleQueries):
     """``connector.outbox.Store`` on a PostgreSQL database (``postgresql://user:pass@host:5432/db``).
 
     Opening applies pending migrations (``upgrade``) and opens a pool of *pool_size* connections.
@@ -84,6 +86,18 @@ class PostgresStore:
 
     def _tx(self) -> AbstractContextManager[psycopg.Cursor[Any]]:
         return self._pool.transaction()
+
+    #: For ``connector.sql_access`` (console queries, erasure, circuits, backfill checkpoints).
+    dialect = "postgresql"
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """One transaction for ``?`` statements (``connector.pg_store.access``); ``StoreUnavailable`` on failure."""
+        with self._pool.transaction() as cur:
+            yield Session(cur)
+
+    def _read(self) -> AbstractContextManager[Session]:
+        return self._write()
 
     def _dict_tx(self) -> AbstractContextManager[psycopg.Cursor[dict[str, Any]]]:
         return self._pool.transaction(row_factory=dict_row)

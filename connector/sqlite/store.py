@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from connector.sql_console import SqlConsoleQueries
 from connector.sqlite import migrations
 from connector.sqlite.budget import SqliteBudget
 from connector.sqlite.catalogues import SqliteFieldCatalogues
@@ -16,7 +17,6 @@ from connector.sqlite.delivery import SqliteDelivery
 from connector.sqlite.eventlog import SqliteEventLog
 from connector.sqlite.intake import SqliteIntake
 from connector.sqlite.integrations import SqliteIntegrations
-from connector.sqlite_console import SqliteConsoleQueries
 
 
 class SqliteStore(
@@ -26,13 +26,14 @@ class SqliteStore(
     SqliteEventLog,
     SqliteIntegrations,
     SqliteFieldCatalogues,
-    SqliteConsoleQueries,
+    SqlConsoleQueries,
 ):
     """``connector.outbox.Store`` on a SQLite file.
 
-    Extension modules may use ``_write()`` (a write transaction yielding this thread's
-    ``sqlite3.Connection``, committed on exit, ``StoreUnavailable`` on failure), ``_read()`` and
-    ``_connect()`` (this thread's connection).
+    Extension modules use ``_write()`` (a write transaction yielding this thread's
+    ``sqlite3.Connection``, committed on exit, ``StoreUnavailable`` on failure) and ``_read()``:
+    the surface of ``connector.sql_access``, which ``PostgresStore`` offers too. ``_connect()``
+    (this thread's connection) is for SQLite-only steps (``connector.erasure_disk``).
 
     Raises:
         ValueError: the database's directory does not exist, or the database is newer than this build.
@@ -43,6 +44,9 @@ class SqliteStore(
         super().__init__(path)
         if migrate:
             self.upgrade()
+
+    #: For ``connector.sql_access``: modules that need an SQLite-only step check this.
+    dialect = "sqlite"
 
     def upgrade(self) -> list[int]:
         return migrations.upgrade(self)

@@ -1,14 +1,17 @@
-"""``CheckpointStore`` on the connector's SQLite store (its connection and write transaction)."""
+"""``CheckpointStore`` on either connector store, through ``connector.sql_access`` (``_write()``, ``_read()``).
+
+The tables (``checkpoint.DDL``) are migration 6 on both backends; on SQLite they are also created on
+first use, for a database opened without migrations.
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connector.backfill.checkpoint import DDL, Applied, PartRecord, RunRecord
-from connector.sqlite_store import SqliteStore
+from connector.sql_access import SQLITE, SqlAccess
 
 _RUN_COLUMNS = (
     "id, integration_id, source, mode, dry_run, state, out_dir, options, records_done, counters, created_at, updated_at"
@@ -19,11 +22,13 @@ _PART_COLUMNS = (
 )
 
 
-class SqliteCheckpoints:
-    """Backfill runs and parts in the tables of ``checkpoint.DDL`` (created on first use)."""
+class SqlCheckpoints:
+    """Backfill runs and parts in the tables of ``checkpoint.DDL``."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqlAccess) -> None:
         self.store = store
+        if store.dialect != SQLITE:
+            return
         with store._write() as db:
             for statement in DDL.split(";"):
                 if statement.strip():
@@ -50,15 +55,16 @@ class SqliteCheckpoints:
             )
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        row = self.store._connect().execute(f"SELECT {_RUN_COLUMNS} FROM backfill_runs WHERE id = ?", (run_id,))
-        found = row.fetchone()
+        with self.store._read() as db:
+            found = db.execute(f"SELECT {_RUN_COLUMNS} FROM backfill_runs WHERE id = ?", (run_id,)).fetchone()
         return None if found is None else _run(found)
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
-        rows = self.store._connect().execute(
-            f"SELECT {_RUN_COLUMNS} FROM backfill_runs ORDER BY created_at DESC, id DESC LIMIT ?", (limit,)
-        )
-        return [_run(r) for r in rows.fetchall()]
+        with self.store._read() as db:
+            rows = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM backfill_runs ORDER BY created_at DESC, id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_run(r) for r in rows]
 
     def save_progress(
         self,
@@ -92,10 +98,11 @@ class SqliteCheckpoints:
             db.execute("UPDATE backfill_runs SET options = ? WHERE id = ?", (json.dumps(dict(options)), run_id))
 
     def parts(self, run_id: str) -> list[PartRecord]:
-        rows = self.store._connect().execute(
-            f"SELECT {_PART_COLUMNS} FROM backfill_parts WHERE run_id = ? ORDER BY number", (run_id,)
-        )
-        return [_part(r) for r in rows.fetchall()]
+        with self.store._read() as db:
+            rows = db.execute(
+                f"SELECT {_PART_COLUMNS} FROM backfill_parts WHERE run_id = ? ORDER BY number", (run_id,)
+            ).fetchall()
+        return [_part(r) for r in rows]
 
     def update_part(self, part: PartRecord) -> None:
         with self.store._write() as db:
@@ -122,22 +129,23 @@ class SqliteCheckpoints:
         """Watermarks of *keys* with the value the event that set them carried (for re-asserting it)."""
         found: dict[tuple[str, str], Applied] = {}
         unique = list(dict.fromkeys(keys))
-        db = self.store._connect()
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for r in db.execute(
-                "SELECT w.lead_key, w.attribute, w.consent_at, w.event_id, e.attributes, e.finished_at "
-                f"FROM watermarks w LEFT JOIN events e ON e.id = w.event_id WHERE w.lead_key IN ({marks})",
-                tuple(chunk),
-            ):
+            with self.store._read() as db:
+                rows = db.execute(
+                    "SELECT w.lead_key, w.attribute, w.consent_at, w.event_id, e.attributes, e.finished_at "
+                    f"FROM watermarks w LEFT JOIN events e ON e.id = w.event_id WHERE w.lead_key IN ({marks})",
+                    tuple(chunk),
+                ).fetchall()
+            for r in rows:
                 values: Any = json.loads(r[4]) if r[4] else None
                 known = isinstance(values, dict) and r[1] in values
                 found[(r[0], r[1])] = Applied(r[2], int(r[3]), values.get(r[1]) if known else None, known, r[5])
         return found
 
 
-def _run(row: sqlite3.Row) -> RunRecord:
+def _run(row: Any) -> RunRecord:
     return RunRecord(
         id=row["id"],
         integration_id=row["integration_id"],
@@ -154,7 +162,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
     )
 
 
-def _part(row: sqlite3.Row) -> PartRecord:
+def _part(row: Any) -> PartRecord:
     return PartRecord(
         run_id=row["run_id"],
         number=int(row["number"]),

@@ -1,11 +1,11 @@
-"""``ConsoleQueries`` on SQLite: a mixin for ``SqliteStore`` (built on its ``_connect()``), plus its indexes.
+"""``ConsoleQueries`` on either store: a mixin for ``SqliteStore`` and ``PostgresStore``, built on ``_read()``.
 
-Read-only; each query is one statement. Its indexes (``INDEXES``) are SQLite migration 3.
+Read-only; each query is one statement that both engines run (``connector.sql_access``). Its indexes
+(``console_queries.INDEXES``) are migration 3 on both backends.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -16,15 +16,16 @@ from connector.rows import EVENT_COLUMNS, event_record
 _FINISHED = ("delivered", "skipped", "ignored", "dead")
 
 
-class SqliteConsoleQueries:
-    """The console's read queries; needs ``_connect() -> sqlite3.Connection`` from the class it is mixed into."""
+class SqlConsoleQueries:
+    """The console's read queries; needs ``_read()`` (``connector.sql_access``) from the class it is mixed into."""
 
-    def _read(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - from SqliteStore
+    def _read(self) -> AbstractContextManager[Any]:  # pragma: no cover - from the store
         raise NotImplementedError
 
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._read() as db:
-            return db.execute(sql, params).fetchall()
+            rows: list[Any] = db.execute(sql, params).fetchall()
+        return rows
 
     def activity(self, since: float, bucket: float) -> list[tuple[int, str, int]]:
         start, width = int(since * 1000), max(1, int(bucket * 1000))
