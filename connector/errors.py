@@ -12,6 +12,7 @@
     │   ├── PayloadTooLarge         413
     │   └── UnsupportedMediaType    415
     ├── StoreUnavailable            the durable store failed: nothing was stored; answer 503, try later
+    ├── LeaseLost                   a worker's lease ran out before a call: drop those events unsent
     └── DeliveryError               talking to Marketo failed
         ├── RetryableError          transient: reschedule, counts against the event's retries
         │   ├── RateLimited         606 / 615: back off, does NOT count against the retries
@@ -116,6 +117,17 @@ class StoreUnavailable(ConnectorError):
 
     http_status = 503
     code = "store_unavailable"
+
+
+class LeaseLost(ConnectorError):
+    """The worker no longer holds the lease on some events of a call: another worker may own them now.
+
+    Raised before the call is made (the fence); the events are neither sent nor recorded by this worker.
+    """
+
+    def __init__(self, event_ids: set[int]) -> None:
+        self.event_ids = frozenset(event_ids)
+        super().__init__(f"lease lost on {len(self.event_ids)} event(s)")
 
 
 class DeliveryError(ConnectorError):

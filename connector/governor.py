@@ -17,10 +17,22 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connector import metrics
 from connector.outbox import RateBudget
+
+
+class Attendant(Protocol):
+    """Told, in the waiting thread, how a call's wait for budget goes (the worker keeps its leases)."""
+
+    def waiting(self) -> None:
+        """Called before each pause while the call waits for budget; may raise to give the call up."""
+
+    def granted(self) -> None:
+        """Called once budget is granted, right before the call; may raise to cancel it (slot freed)."""
+
 
 QUOTA_TIMEZONE = "America/Chicago"
 
@@ -58,17 +70,32 @@ class Governor:
         self.stop = stop or threading.Event()
         self.owner = owner or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.waited = 0.0  # seconds spent waiting for budget, for metrics and the benchmark
+        self._local = threading.local()  # this thread's Attendant, see ``attending``
 
     def gate(self, instance: str) -> _Gate:
         return _Gate(self, instance)
 
     @contextmanager
+    def attending(self, attendant: Attendant) -> Iterator[None]:
+        """Have *attendant* told about every wait for budget made in this thread within the context."""
+        before = getattr(self._local, "attendant", None)
+        self._local.attendant = attendant
+        try:
+            yield
+        finally:
+            self._local.attendant = before
+
+    @contextmanager
     def acquire(self, instance: str) -> Iterator[None]:
         """Block until *instance* has budget for one call, hold a concurrency slot during it.
 
+        This thread's attendant (``attending``), if any, is told before each pause and once granted.
+
         Raises:
             Stopped: when the stop event is set while waiting.
+            Exception: whatever the attendant raised (no slot is held after it).
         """
+        attendant: Attendant | None = getattr(self._local, "attendant", None)
         holder = f"{self.owner}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
         while True:
             if self.stop.is_set():
@@ -86,11 +113,15 @@ class Governor:
             if wait <= 0:
                 metrics.rate_budget_call(instance, self.limits.get(instance, self.calls_per_window), self.window)
                 break
+            if attendant is not None:
+                attendant.waiting()
             step = min(wait, 0.25)
             self.waited += step
             metrics.rate_budget_wait(instance, step)
             self.sleep(step)
         try:
+            if attendant is not None:
+                attendant.granted()
             yield
         finally:
             self.store.release_call(instance, holder)

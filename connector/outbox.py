@@ -245,6 +245,9 @@ class Outbox(Protocol):
     rescheduled or its lease expires; no other ``claim`` in any process or machine returns it before.
     Per-lead serialisation: at most one owner holds leased events of a lead (``lead_key``) at a time,
     across all processes and machines, so a lead never has two batches in flight.
+    Fencing: a worker renews its leases (``renew``) right before each Marketo call and sends only the
+    events it still holds; outcomes and releases given an ``owner`` apply only to that owner's leases,
+    so a worker whose lease ran out can neither send over nor record over the next holder.
     """
 
     def add_event(self, event: NewEvent) -> AddResult:
@@ -279,8 +282,22 @@ class Outbox(Protocol):
         """
         ...
 
-    def release(self, event_ids: Iterable[int]) -> None:
-        """Drop the leases on *event_ids* (a stopping worker): due again at once, no attempt counted."""
+    def renew(self, event_ids: Iterable[int], owner: str, lease_until: float, now: float) -> set[int]:
+        """Extend to *lease_until* the leases *owner* still holds on *event_ids*; return the ids renewed.
+
+        Renews exactly those of *event_ids* that are pending and leased by *owner* with a lease that
+        still holds at *now* (``lease_until >= now``); an expired, released, rescheduled or finished
+        lease is never revived, since another owner may have claimed the lead meanwhile. Atomic, one
+        short transaction, committed before it returns: a renewed event cannot be claimed by anyone
+        until the new *lease_until*, and an id not returned must not be sent (fencing).
+        """
+        ...
+
+    def release(self, event_ids: Iterable[int], owner: str | None = None) -> None:
+        """Drop the leases on *event_ids* (a stopping worker): due again at once, no attempt counted.
+
+        With *owner*, only the events *owner* still leases are released (never another owner's lease).
+        """
         ...
 
     def release_orphans(self, owners: Iterable[str]) -> int:
@@ -299,20 +316,24 @@ class Outbox(Protocol):
         finishes: Sequence[Finish],
         watermarks: Sequence[Watermark] = (),
         aliases: Sequence[tuple[str, str]] = (),
+        owner: str | None = None,
     ) -> None:
         """Record outcomes, watermarks and ``(lead_key, canonical_key)`` aliases in one transaction.
 
         Only moves forward: a finish applies to a pending event (and drops its lease); an event
         already final (finished by another worker after this one's lease expired) keeps its outcome.
-        Each finish's attempt is logged either way. A watermark only replaces an older
-        ``consent_at`` for the same (lead, attribute); an alias replaces the previous one.
+        With *owner*, a finish applies only to an event whose lease *owner* holds (expired or not): an
+        event another worker claimed since is left to that worker. Each finish's attempt is logged
+        either way. A watermark only replaces an older ``consent_at`` for the same (lead, attribute);
+        an alias replaces the previous one.
         """
         ...
 
-    def reschedule(self, items: Sequence[Reschedule]) -> None:
+    def reschedule(self, items: Sequence[Reschedule], owner: str | None = None) -> None:
         """Put pending events back for a later attempt (counting one when asked), dropping the lease.
 
-        An event that is no longer pending is left as it is; each attempt is logged either way.
+        An event that is no longer pending (or, with *owner*, no longer leased by *owner*) is left as
+        it is; each attempt is logged either way.
         """
         ...
 

@@ -93,3 +93,16 @@ def event_record(row: Mapping[str, Any], attempts: Sequence[Attempt] = ()) -> Ev
         sent=load(row["sent"]),
         attempts=tuple(attempts),
     )
+
+
+def owned(owner: str | None, mark: str) -> str:
+    """The SQL condition (with the driver's parameter *mark*) limiting an update to *owner*'s leases.
+
+    Empty without an owner; pair it with ``owner_param(owner)`` after the statement's own parameters.
+    """
+    return "" if owner is None else f" AND lease_owner = {mark}"
+
+
+def owner_param(owner: str | None) -> tuple[str, ...]:
+    """The parameter ``owned`` asks for: ``(owner,)``, or nothing without an owner."""
+    return () if owner is None else (owner,)

@@ -7,7 +7,8 @@ records every event's outcome in one transaction. What to do with a failure is d
 ``connector.retry_policy`` (durable retries, Retry-After, rate limits) and, per record, by
 ``connector.marketo.codes.record_verdict``. Each instance has a circuit (``connector.circuit``,
 stored by ``connector.circuit_store``): while it is open, events wait without using up retries and
-one probe at a time checks the instance. No Flask here.
+one probe at a time checks the instance. Leases are renewed while a batch waits and fenced right
+before each call (``connector.leases``): events whose lease was lost are never sent. No Flask here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -28,9 +28,10 @@ from connector import erasure, metrics, outcomes
 from connector.batching import BatchKey, Record, batch_key, coalesce, first_leads, split
 from connector.circuit import Circuit, hold_until
 from connector.circuit_store import CircuitBoard
-from connector.errors import DeliveryError, RetryableError
+from connector.errors import DeliveryError, LeaseLost, RetryableError
 from connector.fields import FieldCache, FieldInfo, convert_attributes
 from connector.governor import Governor, Stopped
+from connector.leases import BatchLease, CallFence, KeepAlive, Lingering, fence_records, keep_lingering
 from connector.marketo import MarketoClient, SyncResult
 from connector.models import Integration
 from connector.outbox import Attempt, EventLog, Finish, Outbox, OutboxEvent
@@ -71,12 +72,6 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{int(time.time() * 1000)}"
 
 
-@dataclass
-class _Held:
-    events: list[OutboxEvent] = field(default_factory=list)
-    since: float = 0.0
-
-
 class Worker:
     """Drains the outbox into Marketo. ``run_forever`` until ``stop`` is set; ``drain`` for tests and `send`."""
 
@@ -114,6 +109,7 @@ class Worker:
         self.calls = 0
         self.probes = 0
         self.records_sent = 0
+        self.fenced = 0  # events dropped unsent because their lease was lost before the call
         self._orphans_released = False
 
     # -- clients -----------------------------------------------------------------------------
@@ -140,7 +136,7 @@ class Worker:
         A failing store (locked, disk full) does not end the loop: it logs, waits and tries again;
         claimed events whose delivery could not be recorded are reclaimed when their lease expires.
         """
-        held: dict[BatchKey, _Held] = {}
+        held: dict[BatchKey, Lingering] = {}
         in_flight: set[Future[None]] = set()
         with ThreadPoolExecutor(self.settings.senders, thread_name_prefix="connector-sender") as pool:
             while not self.stop.is_set():
@@ -155,10 +151,10 @@ class Worker:
             leftovers = [e.id for h in held.values() for e in h.events]
             if leftovers:
                 with suppress(Exception):
-                    self.store.release(leftovers)
+                    self.store.release(leftovers, owner=self.owner)
 
     def _cycle(
-        self, pool: ThreadPoolExecutor, held: dict[BatchKey, _Held], in_flight: set[Future[None]]
+        self, pool: ThreadPoolExecutor, held: dict[BatchKey, Lingering], in_flight: set[Future[None]]
     ) -> set[Future[None]]:
         """Claim due events, ship full or lingered batches, then wait a little; return the live futures."""
         in_flight = {f for f in in_flight if not f.done()}
@@ -170,8 +166,9 @@ class Worker:
             for event in self.store.claim(
                 now, self.settings.claim_limit - held_count, now + self.settings.lease, self.owner
             ):
-                slot = held.setdefault(batch_key(event), _Held(since=now))
+                slot = held.setdefault(batch_key(event), Lingering(since=now, until=now + self.settings.lease))
                 slot.events.append(event)
+        keep_lingering(self.store, self.owner, self.settings.lease, held, now)
         next_deadline = None
         for key in list(held):
             slot = held[key]
@@ -183,7 +180,7 @@ class Worker:
                     break
                 # One call's worth of leads per sender: under a backlog every call carries a full batch,
                 # and the remainder keeps its place (and its deadline) to be topped up by the next claim.
-                future = pool.submit(self._deliver_safely, key, batch)
+                future = pool.submit(self._deliver_safely, key, batch, slot.until)
                 future.add_done_callback(lambda _: self.wake.set())
                 in_flight.add(future)
                 if not rest:
@@ -206,16 +203,15 @@ class Worker:
         for circuit in self.circuits.due_probes(self.clock()):
             self._probe_safely(circuit)
         for _ in range(max_rounds):
-            events = self.store.claim(
-                self.clock(), self.settings.claim_limit, self.clock() + self.settings.lease, self.owner
-            )
+            until = self.clock() + self.settings.lease
+            events = self.store.claim(self.clock(), self.settings.claim_limit, until, self.owner)
             if not events:
                 break
             groups: dict[BatchKey, list[OutboxEvent]] = {}
             for event in events:
                 groups.setdefault(batch_key(event), []).append(event)
             for key, group in groups.items():
-                self.deliver(key, group)
+                self.deliver(key, group, until)
                 erasure.settle(self.store, [e.id for e in group], self.clock())
             handled += len(events)
         return handled
@@ -234,18 +230,26 @@ class Worker:
             self.store.release_orphans(dead)
 
     # -- delivery ----------------------------------------------------------------------------
-    def _deliver_safely(self, key: BatchKey, events: list[OutboxEvent]) -> None:
+    def _deliver_safely(self, key: BatchKey, events: list[OutboxEvent], lease_until: float | None = None) -> None:
         try:
-            self.deliver(key, events)
+            self.deliver(key, events, lease_until)
         except Stopped:
-            self.store.release([e.id for e in events])
+            self.store.release([e.id for e in events], owner=self.owner)
         except Exception:  # a bug must not lose events: put them back for a later attempt
             log.exception("unexpected error delivering %d event(s); rescheduling", len(events))
             self._retry(events, RetryableError("internal error", code="internal"), self.clock())
         erasure.settle(self.store, [e.id for e in events], self.clock())  # events of a person erased meanwhile
 
-    def deliver(self, key: BatchKey, events: list[OutboxEvent]) -> None:
-        """Coalesce, drop stale values, send in calls of at most ``batch_size`` records, record outcomes."""
+    def deliver(self, key: BatchKey, events: list[OutboxEvent], lease_until: float | None = None) -> None:
+        """Coalesce, drop stale values, send in calls of at most ``batch_size`` records, record outcomes.
+
+        The events' leases (ending at *lease_until*, when known) are kept while calls wait for budget.
+        """
+        lease = BatchLease(self.store, self.owner, self.settings.lease, self.clock, [e.id for e in events], lease_until)
+        with self.governor.attending(KeepAlive(lease)):
+            self._deliver(key, events, lease)
+
+    def _deliver(self, key: BatchKey, events: list[OutboxEvent], lease: BatchLease) -> None:
         now = self.clock()
         integration = self.integrations.get(key.integration_id)
         if integration is None:
@@ -261,12 +265,13 @@ class Worker:
                 [
                     Finish(e.id, "skipped", reason, at=now, attempt=Attempt(e.id, now, "stale", message=reason))
                     for e, reason in stale
-                ]
+                ],
+                owner=self.owner,
             )
         client = self._client(integration)
         records = self._convert(key, client, records, now)
         for chunk in split(records, self.settings.batch_size, self.settings.max_body_bytes):
-            self._send(key, client, chunk)
+            self._send(key, client, chunk, lease)
 
     def _watermarks(self, events: Sequence[OutboxEvent]) -> dict[tuple[str, str], str]:
         """Watermarks per (lookup key, attribute), including those applied via the lead's canonical id key."""
@@ -303,12 +308,17 @@ class Worker:
             kept.append(record)
         return kept
 
-    def _send(self, key: BatchKey, client: MarketoApi, records: list[Record]) -> None:
+    def _send(self, key: BatchKey, client: MarketoApi, records: list[Record], lease: BatchLease) -> None:
         events = [e for r in records for e in r.events]
         try:
-            result = client.sync_leads(key.action, key.lookup_field, [r.payload() for r in records], key.partition)
+            fence = CallFence(lease, [e.id for e in events])
+            fence.before()
+            with self.governor.attending(fence):
+                result = client.sync_leads(key.action, key.lookup_field, [r.payload() for r in records], key.partition)
+        except LeaseLost as exc:
+            self._fenced(key, client, records, exc.event_ids, lease)
         except DeliveryError as exc:
-            self._failed(key, client, records, events, exc)
+            self._failed(key, client, records, events, exc, lease)
         else:
             self.calls += 1
             self.records_sent += len(records)
@@ -316,8 +326,26 @@ class Worker:
             metrics.records_per_call(key.instance, len(records))
             self._apply(key, records, result)
 
+    def _fenced(
+        self, key: BatchKey, client: MarketoApi, records: list[Record], lost: frozenset[int], lease: BatchLease
+    ) -> None:
+        """Send on only the records whose leases all still hold (``leases.fence_records``); record nothing else."""
+        kept, partial = fence_records(records, lost)
+        self.fenced += len(lost)
+        log.warning("lease lost on %d event(s) before the call; another worker delivers them", len(lost))
+        if partial:
+            self.store.release(partial, owner=self.owner)
+        if kept:
+            self._send(key, client, kept, lease)
+
     def _failed(
-        self, key: BatchKey, client: MarketoApi, records: list[Record], events: list[OutboxEvent], exc: DeliveryError
+        self,
+        key: BatchKey,
+        client: MarketoApi,
+        records: list[Record],
+        events: list[OutboxEvent],
+        exc: DeliveryError,
+        lease: BatchLease,
     ) -> None:
         """Carry out what ``retry_policy.durable_action`` says about a failed Sync Leads call."""
         now = self.clock()
@@ -329,8 +357,8 @@ class Worker:
         if action is Action.SPLIT and len(records) > 1:
             half = len(records) // 2
             log.info("Marketo refused a batch of %d (%s); splitting", len(records), exc.code)
-            self._send(key, client, records[:half])
-            self._send(key, client, records[half:])
+            self._send(key, client, records[:half], lease)
+            self._send(key, client, records[half:], lease)
         elif action is Action.RATE_LIMITED:
             after = exc.retry_after if isinstance(exc, RetryableError) else None
             pause = rate_limit_pause(self.settings.rate_backoff, after, retry_window(self.settings.retry_delays))
@@ -350,7 +378,8 @@ class Worker:
         first = self.circuits.first_holds(circuit.instance, [e.id for e in events])
         since = datetime.fromtimestamp(circuit.since or now, UTC).isoformat(timespec="seconds")
         message = f"instance unreachable since {since}; waiting for it to come back"
-        self.store.reschedule(outcomes.held(events, hold_until(self.settings.circuit, now), first, message, now))
+        until = hold_until(self.settings.circuit, now)
+        self.store.reschedule(outcomes.held(events, until, first, message, now), owner=self.owner)
 
     def _probe_safely(self, circuit: Circuit) -> None:
         try:
@@ -379,7 +408,7 @@ class Worker:
         done = outcomes.applied(key.instance, records, result, self.clock())
         if done.stale_fields and self.field_cache is not None:
             self.field_cache.invalidate(key.instance)
-        self.store.finish(done.finishes, done.watermarks, done.aliases)
+        self.store.finish(done.finishes, done.watermarks, done.aliases, owner=self.owner)
         dead = {f.event_id: f for f in done.finishes if f.state == "dead"}
         if dead:  # records Marketo refused (1003, 1006, ...): dead letters, counted and logged with their codes
             events = [e for r in records for e in r.events if e.id in dead]
@@ -399,9 +428,9 @@ class Worker:
         if finishes and is_outage(exc):  # remembered first: replayed when the outage ends
             self.circuits.casualties(events[0].instance, [f.event_id for f in finishes], now)
         if finishes:
-            self.store.finish(finishes)
+            self.store.finish(finishes, owner=self.owner)
         if later:
-            self.store.reschedule(later)
+            self.store.reschedule(later, owner=self.owner)
         metrics.retried(events, exc.code, dead=len(finishes))
         log.warning(
             "delivery of %d event(s) failed (%s); %d rescheduled, %d dead",
@@ -415,7 +444,7 @@ class Worker:
     def _postpone(
         self, events: Sequence[OutboxEvent], until: float, outcome: str, exc: DeliveryError, now: float
     ) -> None:
-        self.store.reschedule(outcomes.postponed(events, until, outcome, exc, now))
+        self.store.reschedule(outcomes.postponed(events, until, outcome, exc, now), owner=self.owner)
 
     def _dead(self, events: Sequence[OutboxEvent], reason: str, now: float, exc: DeliveryError | None = None) -> None:
         request_id = exc.request_id if exc else None
@@ -424,7 +453,7 @@ class Worker:
         log.warning(
             "%d event(s) became dead letters: %s", len(events), reason, extra=_context(events, code, request_id)
         )
-        self.store.finish(outcomes.dead(events, reason, now, exc))
+        self.store.finish(outcomes.dead(events, reason, now, exc), owner=self.owner)
 
 
 def _context(events: Sequence[OutboxEvent], code: str | None, request_id: str | None) -> dict[str, Any]:

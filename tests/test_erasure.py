@@ -324,7 +324,7 @@ def test_dead_letters_are_closed_so_a_replay_cannot_send_them(
     client: FlaskClient, store: SqliteStore, worker: Worker, marketo: FakeMarketo, clock: Clock
 ) -> None:
     dead = post(client, consent(EMAIL, "e-dead"))["event_id"]
-    (claimed,) = store.claim(clock(), 10, clock() + 60, "test")
+    (claimed,) = store.claim(clock(), 10, clock() + 60, worker.owner)
     worker._dead([claimed], f"Marketo 1003: bad value for {EMAIL}", clock())
 
     answer = post(client, user_deleted())

@@ -37,6 +37,7 @@ from connector.pg_store.pool import Pool
 from connector.rows import dump as _dump
 from connector.rows import event_params as _event_params
 from connector.rows import event_record as _record
+from connector.rows import owned, owner_param
 from connector.sql_console import SqlConsoleQueries
 
 
@@ -222,12 +223,27 @@ class PostgresStore(SqlConsoleQueries):
                 locked |= {r["lead_key"] for r in cur.execute(sql, (absent,)).fetchall()}
         return locked
 
-    def release(self, event_ids: Iterable[int]) -> None:
+    def renew(self, event_ids: Iterable[int], owner: str, lease_until: float, now: float) -> set[int]:
+        ids = sorted(set(event_ids))
+        if not ids:
+            return set()
+        with self._tx() as cur:
+            rows = cur.execute(
+                "UPDATE events SET lease_until = %s WHERE id = ANY(%s) AND state = 'pending' "
+                "AND lease_owner = %s AND lease_until >= %s RETURNING id",
+                (lease_until, ids, owner, now),
+            ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def release(self, event_ids: Iterable[int], owner: str | None = None) -> None:
         ids = sorted(set(event_ids))
         if not ids:
             return
         with self._tx() as cur:
-            cur.execute("UPDATE events SET lease_until = NULL, lease_owner = NULL WHERE id = ANY(%s)", (ids,))
+            cur.execute(
+                f"UPDATE events SET lease_until = NULL, lease_owner = NULL WHERE id = ANY(%s){owned(owner, '%s')}",
+                (ids, *owner_param(owner)),
+            )
 
     def lease_owners(self) -> list[str]:
         with self._tx() as cur:
@@ -249,6 +265,7 @@ class PostgresStore(SqlConsoleQueries):
         finishes: Sequence[Finish],
         watermarks: Sequence[Watermark] = (),
         aliases: Sequence[tuple[str, str]] = (),
+        owner: str | None = None,
     ) -> None:
         with self._tx() as cur:
             if aliases:
@@ -262,9 +279,20 @@ class PostgresStore(SqlConsoleQueries):
                     "UPDATE events SET state = %s, reason = %s, lead_id = COALESCE(%s, lead_id), "
                     "request_id = COALESCE(%s, request_id), finished_at = %s, lease_until = NULL, "
                     "lease_owner = NULL, last_error = CASE WHEN %s = 'dead' THEN %s ELSE last_error END, "
-                    "sent = COALESCE(%s, sent) WHERE id = %s AND state = 'pending'",
+                    f"sent = COALESCE(%s, sent) WHERE id = %s AND state = 'pending'{owned(owner, '%s')}",
                     [
-                        (f.state, f.reason, f.lead_id, f.request_id, f.at, f.state, f.reason, _dump(f.sent), f.event_id)
+                        (
+                            f.state,
+                            f.reason,
+                            f.lead_id,
+                            f.request_id,
+                            f.at,
+                            f.state,
+                            f.reason,
+                            _dump(f.sent),
+                            f.event_id,
+                            *owner_param(owner),
+                        )
                         for f in sorted(finishes, key=lambda f: f.event_id)
                     ],
                 )
@@ -277,16 +305,23 @@ class PostgresStore(SqlConsoleQueries):
                     [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks],
                 )
 
-    def reschedule(self, items: Sequence[Reschedule]) -> None:
+    def reschedule(self, items: Sequence[Reschedule], owner: str | None = None) -> None:
         if not items:
             return
         with self._tx() as cur:
             cur.executemany(
                 "UPDATE events SET next_attempt_at = %s, attempts = attempts + %s, "
                 "first_attempt_at = COALESCE(first_attempt_at, %s), last_error = COALESCE(%s, last_error), "
-                "lease_until = NULL, lease_owner = NULL WHERE id = %s AND state = 'pending'",
+                f"lease_until = NULL, lease_owner = NULL WHERE id = %s AND state = 'pending'{owned(owner, '%s')}",
                 [
-                    (r.next_attempt_at, 1 if r.count_attempt else 0, r.first_attempt_at, r.error, r.event_id)
+                    (
+                        r.next_attempt_at,
+                        1 if r.count_attempt else 0,
+                        r.first_attempt_at,
+                        r.error,
+                        r.event_id,
+                        *owner_param(owner),
+                    )
                     for r in sorted(items, key=lambda r: r.event_id)
                 ],
             )

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Watermark
-from connector.rows import dump
+from connector.rows import dump, owned, owner_param
 from connector.sqlite.connection import SqliteBase, chunks, marks
 
 
@@ -67,13 +67,29 @@ class SqliteDelivery(SqliteBase):
             for r in chosen
         ]
 
-    def release(self, event_ids: Iterable[int]) -> None:
+    def renew(self, event_ids: Iterable[int], owner: str, lease_until: float, now: float) -> set[int]:
+        ids = sorted(set(event_ids))
+        renewed: set[int] = set()
+        with self._write() as db:
+            for chunk in chunks(ids):
+                renewed.update(
+                    r[0]
+                    for r in db.execute(
+                        f"UPDATE events SET lease_until = ? WHERE id IN ({marks(chunk)}) AND state = 'pending' "
+                        "AND lease_owner = ? AND lease_until >= ? RETURNING id",
+                        (lease_until, *chunk, owner, now),
+                    ).fetchall()
+                )
+        return renewed
+
+    def release(self, event_ids: Iterable[int], owner: str | None = None) -> None:
         ids = list(event_ids)
         with self._write() as db:
             for chunk in chunks(ids):
                 db.execute(
-                    f"UPDATE events SET lease_until = NULL, lease_owner = NULL WHERE id IN ({marks(chunk)})",
-                    tuple(chunk),
+                    "UPDATE events SET lease_until = NULL, lease_owner = NULL "
+                    f"WHERE id IN ({marks(chunk)}){owned(owner, '?')}",
+                    (*chunk, *owner_param(owner)),
                 )
 
     def lease_owners(self) -> list[str]:
@@ -99,7 +115,9 @@ class SqliteDelivery(SqliteBase):
         finishes: Sequence[Finish],
         watermarks: Sequence[Watermark] = (),
         aliases: Sequence[tuple[str, str]] = (),
+        owner: str | None = None,
     ) -> None:
+        mine = owned(owner, "?")
         with self._write() as db:
             db.executemany(
                 "INSERT INTO lead_aliases (lead_key, canonical_key) VALUES (?, ?) "
@@ -110,9 +128,20 @@ class SqliteDelivery(SqliteBase):
                 "UPDATE events SET state = ?, reason = ?, lead_id = COALESCE(?, lead_id), "
                 "request_id = COALESCE(?, request_id), finished_at = ?, lease_until = NULL, "
                 "lease_owner = NULL, last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END, "
-                "sent = COALESCE(?, sent) WHERE id = ? AND state = 'pending'",
+                f"sent = COALESCE(?, sent) WHERE id = ? AND state = 'pending'{mine}",
                 [
-                    (f.state, f.reason, f.lead_id, f.request_id, f.at, f.state, f.reason, dump(f.sent), f.event_id)
+                    (
+                        f.state,
+                        f.reason,
+                        f.lead_id,
+                        f.request_id,
+                        f.at,
+                        f.state,
+                        f.reason,
+                        dump(f.sent),
+                        f.event_id,
+                        *owner_param(owner),
+                    )
                     for f in finishes
                 ],
             )
@@ -124,14 +153,21 @@ class SqliteDelivery(SqliteBase):
                 [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks],
             )
 
-    def reschedule(self, items: Sequence[Reschedule]) -> None:
+    def reschedule(self, items: Sequence[Reschedule], owner: str | None = None) -> None:
         with self._write() as db:
             db.executemany(
                 "UPDATE events SET next_attempt_at = ?, attempts = attempts + ?, "
                 "first_attempt_at = COALESCE(first_attempt_at, ?), last_error = COALESCE(?, last_error), "
-                "lease_until = NULL, lease_owner = NULL WHERE id = ? AND state = 'pending'",
+                f"lease_until = NULL, lease_owner = NULL WHERE id = ? AND state = 'pending'{owned(owner, '?')}",
                 [
-                    (r.next_attempt_at, 1 if r.count_attempt else 0, r.first_attempt_at, r.error, r.event_id)
+                    (
+                        r.next_attempt_at,
+                        1 if r.count_attempt else 0,
+                        r.first_attempt_at,
+                        r.error,
+                        r.event_id,
+                        *owner_param(owner),
+                    )
                     for r in items
                 ],
             )
