@@ -110,12 +110,24 @@ def test_a_server_that_goes_away_gives_store_unavailable_then_recovers(pg_server
     wake.clear()
     assert wake.wait(60)  # the listener reconnected (and wakes once, for what it may have missed)
     wake.clear()
-    second = store.add_event(pending_event("b@x.com", received_at=NOW)).event_id
+    second = _when_back(lambda: store.add_event(pending_event("b@x.com", received_at=NOW)).event_id)
     assert wake.wait(20)
     assert {e.id for e in store.claim(NOW, 10, NOW + 60, "w")} == {first, second}
     stop.set()
     listener.join(10)
     store.close()
+
+
+def _when_back(call: Callable[[], int], within: float = 30.0) -> int:
+    """*call*'s answer once the pool has reconnected: StoreUnavailable until then, within *within* s."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return call()
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class _Sender:
