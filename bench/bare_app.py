@@ -33,8 +33,7 @@ def create_app(db_path: str) -> Flask:
         conn: sqlite3.Connection | None = getattr(local, "db", None)
         if conn is None:
             conn = sqlite3.connect(db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=FULL")  # WAL was set once, before the server processes started
             local.db = conn
         return conn
 
@@ -63,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="WSGI threads per process (default 8)")
     parser.add_argument("--processes", type=int, default=1, help="server processes (default 1)")
     args = parser.parse_args(argv)
+    # Switch the file to WAL (persistent) and create the table once, here: processes switching a new
+    # file to WAL at the same moment get "database is locked" at once, whatever the busy timeout.
+    setup = sqlite3.connect(args.db, timeout=30.0, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute(SCHEMA)
+    setup.close()
     if args.server == "granian":
         from granian.constants import Interfaces
         from granian.log import LogLevels

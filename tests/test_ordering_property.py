@@ -24,6 +24,7 @@ from tests.conftest import INSTANCE, Clock, make_integration, pending_event
 
 LEADS = f"{INSTANCE}/rest/v1/leads.json"
 TOKEN = f"{INSTANCE}/identity/oauth/token"
+PARTITIONS = f"{INSTANCE}/rest/v1/leads/partitions.json"  # what the circuit's probe asks once Marketo failed
 ATTRIBUTES = ("consentNewsletter", "consentGeolocation", "consentMarketing")
 FAILURES = ("ok", "ok", "ok", "611", "606", "604", "lost", "5xx")
 
@@ -100,6 +101,7 @@ def run(consents: list[Consent], arrival: list[int], failures: list[str]) -> Non
     with tempfile.TemporaryDirectory() as tmp, rm.Mocker() as m:
         m.get(TOKEN, json={"access_token": "t", "token_type": "bearer", "expires_in": 3600, "scope": "s"})
         m.post(LEADS, json=marketo)
+        m.get(PARTITIONS, json={"requestId": "p", "success": True, "result": [{"id": 1, "name": "Default"}]})
         store = SqliteStore(Path(tmp) / "c.db")
         governor = Governor(store, clock=clock, sleep=clock.sleep)
         tokens = TokenCache()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -996,8 +996,9 @@ def test_run_sandbox_serves_until_sigterm() -> None:
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 30)
-        assert ready, "no startup line"
+        with selectors.DefaultSelector() as waiting:  # epoll: no FD_SETSIZE limit in a long test session
+            waiting.register(process.stdout, selectors.EVENT_READ)
+            assert waiting.select(30), "no startup line"
         line = process.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:\d+", line)
         assert match and f"client_id {SANDBOX_CLIENT_ID}" in line
