@@ -6,6 +6,7 @@ transaction: every process's debit is serialised on the database file.
 
 from __future__ import annotations
 
+from connector.budget_sql import take_call
 from connector.sqlite.connection import SqliteBase
 
 
@@ -24,26 +25,7 @@ class SqliteBudget(SqliteBase):
     ) -> float:
         """Take one call from *instance*'s budget: 0.0 on success, else seconds to wait before asking again."""
         with self._write() as db:
-            pause = db.execute("SELECT until FROM instance_pauses WHERE instance = ?", (instance,)).fetchone()
-            if pause is not None and pause[0] > now:
-                return float(pause[0] - now)
-            db.execute("DELETE FROM governor_calls WHERE instance = ? AND at <= ?", (instance, now - window))
-            db.execute("DELETE FROM governor_slots WHERE instance = ? AND expires < ?", (instance, now))
-            in_flight = db.execute("SELECT COUNT(*) FROM governor_slots WHERE instance = ?", (instance,)).fetchone()[0]
-            if in_flight >= max_concurrent:
-                return 0.02
-            count, oldest = db.execute(
-                "SELECT COUNT(*), MIN(at) FROM governor_calls WHERE instance = ?", (instance,)
-            ).fetchone()
-            if count >= limit:
-                return max(0.005, float(oldest + window - now))
-            db.execute("INSERT INTO governor_calls (instance, at) VALUES (?, ?)", (instance, now))
-            db.execute(
-                "INSERT INTO governor_slots (instance, holder, expires) VALUES (?, ?, ?) "
-                "ON CONFLICT (instance, holder) DO UPDATE SET expires = excluded.expires",
-                (instance, holder, slot_expires),
-            )
-        return 0.0
+            return take_call(db, instance, holder, now, window, limit, max_concurrent, slot_expires)
 
     def release_call(self, instance: str, holder: str) -> None:
         with self._write() as db:
