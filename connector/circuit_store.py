@@ -112,6 +112,12 @@ def unreachable_instances(store: object) -> dict[str, dict[str, Any]]:
     }
 
 
+def hold_message(circuit: Circuit, now: float) -> str:
+    """The audit trail's note on an event held behind *circuit* (open)."""
+    since = datetime.fromtimestamp(circuit.since or now, UTC).isoformat(timespec="seconds")
+    return f"instance unreachable since {since}; waiting for it to come back"
+
+
 def _iso(at: float | None) -> str:
     return "-" if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
@@ -240,6 +246,48 @@ class CircuitBoard:
             extra={"instance": instance, "code": error},
         )
         return after
+
+    def hold_arrivals(self, now: float) -> int:
+        """Hold, in the store, every due and unleased event of each instance whose circuit is open.
+
+        One transaction per open instance, in SQL: each such event is rescheduled to the hold
+        horizon (``circuit.hold_until``) using up no retry, and its audit trail notes the hold once,
+        as the worker's own ``_hold`` does for events it had already claimed. Without this the
+        worker would claim every webhook arriving during an outage only to put it back, two write
+        transactions per batch that slow the intake down exactly when Marketo is away. Returns how
+        many events were held (0 when every circuit is closed, after one read).
+        """
+        if not self.enabled:
+            return 0
+        held = 0
+        for circuit in circuit_states(self._store):
+            if circuit.is_open:
+                held += self._hold_due(circuit, now)
+        return held
+
+    def _hold_due(self, circuit: Circuit, now: float) -> int:
+        where = (
+            "state = 'pending' AND instance = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+        )
+        due = f"FROM events WHERE {where}"
+        args = (circuit.instance, now, now)
+        with self._store._write() as db:
+            db.execute(
+                "INSERT INTO attempts (event_id, at, outcome, request_id, code, message) "
+                f"SELECT id, ?, 'held', NULL, 'circuit_open', ? {due} "
+                "AND NOT EXISTS (SELECT 1 FROM circuit_held h WHERE h.event_id = events.id)",
+                (now, hold_message(circuit, now), *args),
+            )
+            db.execute(
+                f"INSERT INTO circuit_held (event_id, instance) SELECT id, instance {due} "
+                "ON CONFLICT (event_id) DO NOTHING",
+                args,
+            )
+            rows = db.execute(
+                f"UPDATE events SET next_attempt_at = ? WHERE {where}",
+                (machine.hold_until(self.settings, now), *args),
+            ).rowcount
+        return max(0, int(rows or 0))
 
     def first_holds(self, instance: str, event_ids: Sequence[int]) -> set[int]:
         """Note *event_ids* as held behind *instance*'s open circuit; return those not held before."""

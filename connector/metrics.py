@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -35,7 +34,6 @@ log = logging.getLogger("connector.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CIRCUIT_STATES = ("closed", "half_open", "open")
-_WEBHOOK_PATH = re.compile(r"^/webhooks/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 
 CircuitSource = Callable[[], Mapping[str, str]]  # instance -> "closed" | "half_open" | "open"
 
@@ -278,29 +276,6 @@ def start_publisher(stop: threading.Event, default: CircuitSource | None, interv
 
 
 # -- the web side ----------------------------------------------------------------------------------
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-def timed_intake(app: WsgiApp) -> WsgiApp:
-    """WSGI middleware observing ``connector_intake_seconds`` for webhook POSTs (unknown ids are not labelled)."""
-
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        found = _WEBHOOK_PATH.match(environ.get("PATH_INFO", ""))
-        if found is None or environ.get("REQUEST_METHOD") != "POST":
-            return app(environ, start_response)
-        started = time.perf_counter()
-        status: list[str] = []
-
-        def start(code: str, headers: Any, exc_info: Any = None) -> Any:
-            status.append(code[:3])
-            return start_response(code, headers, exc_info)
-
-        body = app(environ, start)
-        if status and status[0] not in ("404", "405"):
-            intake_seconds(found.group(1), time.perf_counter() - started)
-        return body
-
-    return wrapped
 
 
 class WebhookCounter:

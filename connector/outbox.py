@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 STATES = ("pending", "delivered", "skipped", "ignored", "dead")
@@ -95,8 +96,9 @@ class OutboxEvent:
     received_at: float
     due_at: float
 
-    @property
+    @cached_property
     def lead_key(self) -> str:
+        """Computed once per event: batching asks for it on every worker cycle."""
         return lead_key(self.instance, self.lookup_field, self.lookup_value)
 
 

@@ -8,10 +8,10 @@ inside the storage layer.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from connector.outbox import Attempt, EventRecord, NewEvent
+from connector.outbox import Attempt, EventRecord, Finish, NewEvent
 
 #: The columns ``event_record`` reads, in a fixed order.
 EVENT_COLUMNS = (
@@ -106,3 +106,14 @@ def owned(owner: str | None, mark: str) -> str:
 def owner_param(owner: str | None) -> tuple[str, ...]:
     """The parameter ``owned`` asks for: ``(owner,)``, or nothing without an owner."""
     return () if owner is None else (owner,)
+
+
+def finish_params(finishes: Iterable[Finish], owner: str | None) -> list[tuple[Any, ...]]:
+    """The parameters of the finishing ``UPDATE events`` both stores run, one tuple per *finishes*:
+    state, reason, lead id, request id, finished at, state and reason again (``last_error`` of a
+    dead letter), the sent body, the event id, then ``owner_param(owner)``."""
+    mine = owner_param(owner)
+    return [
+        (f.state, f.reason, f.lead_id, f.request_id, f.at, f.state, f.reason, dump(f.sent), f.event_id, *mine)
+        for f in finishes
+    ]

@@ -21,13 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connector import erasure, metrics, outcomes
 from connector.batching import BatchKey, Record, batch_key, coalesce, first_leads, split
 from connector.circuit import Circuit, hold_until
-from connector.circuit_store import CircuitBoard
+from connector.circuit_store import CircuitBoard, hold_message
 from connector.errors import DeliveryError, LeaseLost, RetryableError
 from connector.fields import FieldCache, FieldInfo, convert_attributes
 from connector.governor import Governor, Stopped
@@ -99,6 +98,7 @@ class Worker:
         self.sleep = sleep
         self.stop = stop or governor.stop
         self.wake = wake or threading.Event()
+        self._last_claim = float("-inf")
         self.owner = owner or process_owner()
         self.field_cache = field_cache
         self._client_factory = clients or self._default_client
@@ -156,13 +156,22 @@ class Worker:
     def _cycle(
         self, pool: ThreadPoolExecutor, held: dict[BatchKey, Lingering], in_flight: set[Future[None]]
     ) -> set[Future[None]]:
-        """Claim due events, ship full or lingered batches, then wait a little; return the live futures."""
+        """Claim due events, ship full or lingered batches, then wait a little; return the live futures.
+
+        Claims are write transactions that the intake's commits queue behind, so a worker with
+        events in hand claims at most once per ``poll_interval`` (an idle one claims at once when
+        woken): a busy worker tops its batches up ten times a second, not after every wake-up.
+        """
+        self.wake.clear()  # a wake-up from here on ends the wait below
         in_flight = {f for f in in_flight if not f.done()}
         now = self.clock()
         for circuit in self.circuits.due_probes(now):
             in_flight.add(pool.submit(self._probe_safely, circuit))
+        self.circuits.hold_arrivals(now)  # an outage's arrivals wait in the store, not in our claims
         held_count = sum(len(h.events) for h in held.values())
-        if len(in_flight) < self.settings.senders and held_count < self.settings.claim_limit:
+        claim_due = not held or now - self._last_claim >= self.settings.poll_interval
+        if claim_due and len(in_flight) < self.settings.senders and held_count < self.settings.claim_limit:
+            self._last_claim = now
             for event in self.store.claim(
                 now, self.settings.claim_limit - held_count, now + self.settings.lease, self.owner
             ):
@@ -187,14 +196,10 @@ class Worker:
                     del held[key]
                     break
                 slot.events = rest
-        if held and len(in_flight) >= self.settings.senders:
-            self.wake.wait(self.settings.poll_interval)  # set when a sender finishes (or an event arrives)
-            self.wake.clear()
-        elif next_deadline is not None:
-            self.wake.wait(max(0.0, min(next_deadline - self.clock(), self.settings.poll_interval)))
-        elif not held:
-            self.wake.wait(self.settings.poll_interval)
-            self.wake.clear()
+        timeout = self.settings.poll_interval  # a sender finishing, or an event arriving, ends it early
+        if next_deadline is not None and not (held and len(in_flight) >= self.settings.senders):
+            timeout = max(0.0, min(next_deadline - self.clock(), timeout))
+        self.wake.wait(timeout)
         return in_flight
 
     def drain(self, *, max_rounds: int = 1000) -> int:
@@ -202,6 +207,7 @@ class Worker:
         handled = 0
         for circuit in self.circuits.due_probes(self.clock()):
             self._probe_safely(circuit)
+        self.circuits.hold_arrivals(self.clock())
         for _ in range(max_rounds):
             until = self.clock() + self.settings.lease
             events = self.store.claim(self.clock(), self.settings.claim_limit, until, self.owner)
@@ -376,8 +382,7 @@ class Worker:
     def _hold(self, events: Sequence[OutboxEvent], circuit: Circuit, now: float) -> None:
         """Events behind an open circuit wait for it to close; no retry is used up."""
         first = self.circuits.first_holds(circuit.instance, [e.id for e in events])
-        since = datetime.fromtimestamp(circuit.since or now, UTC).isoformat(timespec="seconds")
-        message = f"instance unreachable since {since}; waiting for it to come back"
+        message = hold_message(circuit, now)
         until = hold_until(self.settings.circuit, now)
         self.store.reschedule(outcomes.held(events, until, first, message, now), owner=self.owner)
 

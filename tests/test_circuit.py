@@ -378,3 +378,34 @@ def test_connector_status_says_which_instance_is_unreachable_since_when(
         f"unreachable: {INSTANCE} since 2026-09-21T14:13:20+00:00, next probe 2026-09-21T14:13:27+00:00 (http_503)"
         in result.output
     )
+
+
+def test_events_arriving_behind_an_open_circuit_are_held_in_the_store_without_being_claimed(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, clock: Clock
+) -> None:
+    """The intake during an outage: the worker must not claim each arrival only to put it back."""
+    store = open_store(backend, tmp_path, request, counting=True)
+    marketo = FakeMarketo(clock)
+    worker = outage_worker(store, clock, marketo, failures=1, first_probe=30.0, max_probe=60.0)
+    marketo.down_until = clock() + 3600
+    first = store.add_event(pending_event("first@x.com", received_at=clock())).event_id
+    worker.drain()  # its call fails: the circuit opens
+    assert [c.is_open for c in circuit_states(store)] == [True]
+    claims_before = store.claimed
+    arrivals = [store.add_event(pending_event(f"a{n}@x.com", received_at=clock())).event_id for n in range(50)]
+    clock.advance(1.0)
+    worker.drain()
+    assert store.claimed == claims_before  # none of them was claimed ...
+    for event_id in arrivals:  # ... each waits for the circuit, its hold noted once, no retry used
+        record = store.get_event(event_id)
+        assert record is not None and record.state == "pending" and record.attempt_count == 0
+        assert held_outcomes(store, event_id) == ["held"]
+    clock.advance(1.0)
+    worker.drain()
+    assert all(held_outcomes(store, e) == ["held"] for e in arrivals)  # held again later: noted once
+    marketo.down_until = clock()  # Marketo is back: the next probe closes the circuit, all are delivered
+    for _ in range(120):
+        worker.drain()
+        clock.advance(1.0)
+    assert states(store, [first, *arrivals]) == {"delivered": 51}
+    store.close()

@@ -7,7 +7,6 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +14,11 @@ from click.testing import CliRunner
 from connector import logs, metrics
 from connector.cli import main
 from connector.outbox import OutboxEvent
+from connector.registry import Registry
+from connector.settings import Settings
+from connector.sqlite_store import SqliteStore
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_configs"
 
 
 def _value(name: str, **labels: str) -> float:
@@ -91,24 +95,22 @@ def test_circuit_source_replaces_the_pause_based_default() -> None:
         metrics._circuits.clear()
 
 
-def _call(app: Any, method: str, path: str, status: str) -> None:
-    def inner(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response(status, [])
-        return [b""]
+def test_intake_timer_labels_only_answers_for_known_integrations(tmp_path: Path) -> None:
+    from connector.web import create_app
 
-    wrapped = metrics.timed_intake(inner)
-    list(wrapped({"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO()}, lambda *a: None))
-
-
-def test_intake_timer_labels_only_answers_for_known_integrations() -> None:
+    store = SqliteStore(tmp_path / "t.db")
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 't.db'}"), store=store)
+    Registry(store).put("timed", json.loads((SAMPLES / "email.json").read_text()), "file")
+    client = app.test_client()
     before = _value("connector_intake_seconds_count", integration="timed")
-    _call(None, "POST", "/webhooks/timed", "202 Accepted")
-    _call(None, "POST", "/webhooks/timed", "400 Bad Request")
-    _call(None, "POST", "/webhooks/nobody", "404 Not Found")  # unknown id: would grow the label set
-    _call(None, "GET", "/webhooks/timed", "405 Method Not Allowed")
-    _call(None, "POST", "/healthz", "200 OK")
+    assert client.post("/webhooks/timed", json={"type": "event.created"}).status_code == 400
+    assert client.post("/webhooks/timed", data="x", content_type="text/plain").status_code == 415
+    assert client.post("/webhooks/nobody", json={}).status_code == 404  # unknown id: would grow the label set
+    assert client.get("/webhooks/timed").status_code == 405
+    assert client.get("/healthz").status_code == 200
     assert _value("connector_intake_seconds_count", integration="timed") - before == 2
     assert _value("connector_intake_seconds_count", integration="nobody") == 0
+    store.close()
 
 
 @pytest.fixture

@@ -307,3 +307,36 @@ def test_first_leads_keeps_each_leads_events_together() -> None:
     assert [e.id for e in batch] == [1, 2, 3, 4, 5, 6] and rest == []
     batch, rest = _first_leads(events, 5)  # fewer leads than a full call: a partial batch
     assert len(batch) == 6 and rest is None
+
+
+def test_a_worker_with_events_in_hand_claims_at_most_once_per_poll_interval(store: SqliteStore, clock: Clock) -> None:
+    """Claims are write transactions the intake's commits wait behind: wake-ups must not multiply them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connector.batching import BatchKey
+    from connector.leases import Lingering
+
+    claims: list[float] = []
+    real_claim = store.claim
+
+    def counted(now: float, *args: Any) -> Any:
+        claims.append(now)
+        return real_claim(now, *args)
+
+    store.claim = counted  # type: ignore[method-assign]
+    worker = make_worker(store, clock, linger=60.0, poll_interval=0.1)
+    store.add_event(pending_event("one@x.com", received_at=clock()))
+    held: dict[BatchKey, Lingering] = {}
+    with ThreadPoolExecutor(2) as pool:
+        in_flight: Any = set()
+        for _ in range(20):  # twenty wake-ups (senders finishing, events arriving) within 50 ms
+            worker.wake.set()
+            in_flight = worker._cycle(pool, held, in_flight)
+            clock.advance(0.0025)
+        assert len(claims) == 1 and sum(len(h.events) for h in held.values()) == 1  # the partial batch lingers
+        clock.advance(0.1)
+        store.add_event(pending_event("two@x.com", received_at=clock()))
+        worker.wake.set()
+        in_flight = worker._cycle(pool, held, in_flight)
+        assert len(claims) == 2 and sum(len(h.events) for h in held.values()) == 2  # topped up once the interval passed
+        worker.store.release([e.id for h in held.values() for e in h.events])

@@ -34,10 +34,9 @@ from connector.pg_store.connection import CHANNEL, Listener, Target, connect, pa
 from connector.pg_store.pool import Pool
 
 # The row codec is the SQLite store's: both stores keep the same columns and JSON text encoding.
-from connector.rows import dump as _dump
 from connector.rows import event_params as _event_params
 from connector.rows import event_record as _record
-from connector.rows import owned, owner_param
+from connector.rows import finish_params, owned, owner_param
 from connector.sql_console import SqlConsoleQueries
 
 
@@ -280,21 +279,7 @@ class PostgresStore(SqlConsoleQueries):
                     "request_id = COALESCE(%s, request_id), finished_at = %s, lease_until = NULL, "
                     "lease_owner = NULL, last_error = CASE WHEN %s = 'dead' THEN %s ELSE last_error END, "
                     f"sent = COALESCE(%s, sent) WHERE id = %s AND state = 'pending'{owned(owner, '%s')}",
-                    [
-                        (
-                            f.state,
-                            f.reason,
-                            f.lead_id,
-                            f.request_id,
-                            f.at,
-                            f.state,
-                            f.reason,
-                            _dump(f.sent),
-                            f.event_id,
-                            *owner_param(owner),
-                        )
-                        for f in sorted(finishes, key=lambda f: f.event_id)
-                    ],
+                    finish_params(sorted(finishes, key=lambda f: f.event_id), owner),
                 )
             rowmap.log_attempts(cur, [f.attempt for f in finishes if f.attempt is not None])
             if watermarks:

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Watermark
-from connector.rows import dump, owned, owner_param
+from connector.rows import finish_params, owned, owner_param
 from connector.sqlite.connection import SqliteBase, chunks, marks
 
 
@@ -118,6 +118,10 @@ class SqliteDelivery(SqliteBase):
         owner: str | None = None,
     ) -> None:
         mine = owned(owner, "?")
+        # Parameters are built before the write lock is taken: the intake's commits wait behind it.
+        updates = finish_params(finishes, owner)
+        attempts = [f.attempt for f in finishes if f.attempt is not None]
+        marks_ = [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks]
         with self._write() as db:
             db.executemany(
                 "INSERT INTO lead_aliases (lead_key, canonical_key) VALUES (?, ?) "
@@ -129,28 +133,14 @@ class SqliteDelivery(SqliteBase):
                 "request_id = COALESCE(?, request_id), finished_at = ?, lease_until = NULL, "
                 "lease_owner = NULL, last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END, "
                 f"sent = COALESCE(?, sent) WHERE id = ? AND state = 'pending'{mine}",
-                [
-                    (
-                        f.state,
-                        f.reason,
-                        f.lead_id,
-                        f.request_id,
-                        f.at,
-                        f.state,
-                        f.reason,
-                        dump(f.sent),
-                        f.event_id,
-                        *owner_param(owner),
-                    )
-                    for f in finishes
-                ],
+                updates,
             )
-            log_attempts(db, [f.attempt for f in finishes if f.attempt is not None])
+            log_attempts(db, attempts)
             db.executemany(
                 "INSERT INTO watermarks (lead_key, attribute, consent_at, event_id) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (lead_key, attribute) DO UPDATE SET consent_at = excluded.consent_at, "
                 "event_id = excluded.event_id WHERE excluded.consent_at > watermarks.consent_at",
-                [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks],
+                marks_,
             )
 
     def reschedule(self, items: Sequence[Reschedule], owner: str | None = None) -> None:

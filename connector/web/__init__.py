@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException
 
 from connector import webhook_auth
 from connector.errors import IntakeError, StoreUnavailable
-from connector.metrics import timed_intake
 from connector.outbox import Store
 from connector.registry import Registry
 from connector.settings import Settings, from_env
@@ -28,6 +27,7 @@ from connector.web.console import console
 from connector.web.intake import intake
 from connector.web.runtime import Runtime, runtime
 from connector.web.tools import ConsoleTools
+from connector.web.webhooks import WebhookIntake, error_answer
 
 __all__ = ["ConsoleTools", "Runtime", "create_app", "runtime"]
 
@@ -54,7 +54,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["connector"] = Runtime(
+    rt = app.extensions["connector"] = Runtime(
         settings,
         store,
         registry,
@@ -67,21 +67,26 @@ def create_app(
     app.register_blueprint(admin)
     app.register_blueprint(console, url_prefix="/console")
     _register_error_handlers(app)
-    app.wsgi_app = timed_intake(app.wsgi_app)  # type: ignore[method-assign,assignment]
+    app.wsgi_app = WebhookIntake(app.wsgi_app, rt)  # type: ignore[method-assign]
     return app
+
+
+def _answer(exc: IntakeError | StoreUnavailable) -> tuple[Response, int]:
+    status, doc, extra = error_answer(exc)
+    response = jsonify(doc)
+    response.headers.extend(extra)
+    return response, status
 
 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(IntakeError)
     def _intake_error(exc: IntakeError) -> tuple[Response, int]:
-        return jsonify(error=exc.code, message=exc.message), exc.http_status
+        return _answer(exc)
 
     @app.errorhandler(StoreUnavailable)
     def _store_error(exc: StoreUnavailable) -> tuple[Response, int]:
         log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
-        response = jsonify(error=exc.code, message="storage is temporarily unavailable; nothing was stored, retry")
-        response.headers["Retry-After"] = "5"
-        return response, exc.http_status
+        return _answer(exc)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:

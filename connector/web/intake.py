@@ -1,8 +1,8 @@
 """Webhook intake, the webhook OAuth token endpoint and the health check.
 
-The intake authenticates, parses, normalises and maps an event, commits it to the outbox and only
-then answers 202; it never talks to Marketo (the worker does). Every refusal is a small JSON body
-with a 4xx status; nothing is stored for a refused request.
+Webhooks themselves are answered by ``connector.web.webhooks`` (plain WSGI ahead of Flask, the
+hot path); this blueprint holds their route, the OAuth token endpoint the platform's webhook
+client uses, and the health check.
 """
 
 from __future__ import annotations
@@ -12,70 +12,33 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector import erasure, events, webhook_auth
-from connector.errors import AuthenticationError, NotFoundError, PayloadError, StoreUnavailable
-from connector.intake import new_event
+from connector import webhook_auth
+from connector.errors import AuthenticationError, PayloadError
 from connector.models import Integration
 from connector.outbox import AddResult
-from connector.web.runtime import INTEGRATION_ID, parse_json, read_body, require_json, runtime
+from connector.web.runtime import parse_json, runtime
+from connector.web.webhooks import accept as accept_webhook
+from connector.web.webhooks import receive as receive_webhook
 
 intake = Blueprint("intake", __name__)
 
 
-def _integration(integration_id: str) -> Integration:
-    integration = runtime().registry.get(integration_id) if INTEGRATION_ID.match(integration_id) else None
-    if integration is None:
-        raise NotFoundError(f"unknown integration {integration_id[:64]!r}")
-    return integration
-
-
 @intake.post("/webhooks/<integration_id>")
 def receive(integration_id: str) -> tuple[Response, int]:
-    rt = runtime()
-    integration = _integration(integration_id)
-    body = read_body()
-    webhook_auth.check_request(
-        integration,
-        headers=dict(request.headers.items()),
-        body=body,
-        remote_addr=request.remote_addr,
-        now=rt.clock(),
-        issuer=rt.issuer,
-    )
-    require_json()
-    envelope = parse_json(body)
-    if erasure.is_user_deleted(envelope):  # forget the person (connector.erasure); answer what was done
-        erased = erasure.on_user_deleted(rt.store, integration, envelope, body, rt.clock())
-        if erased.get("clear_event_id") is not None:
-            rt.on_enqueue()
-        return jsonify(erased), 202
-    added = accept(integration, envelope, body)
-    answer: dict[str, Any] = {"status": "duplicate" if not added.created else _status(added.state)}
-    answer["event_id"] = added.event_id
-    if added.state != "pending":
-        answer["state"] = added.state
-    if added.reason:
-        answer["reason"] = added.reason
-    return jsonify(answer), 202
+    """The route behind ``webhooks.WebhookIntake``, which answers these POSTs before Flask sees them.
+
+    It exists so that other methods get 405 and an app that mounts this blueprint without the
+    middleware still answers webhooks, the same way (``webhooks.receive``; errors through the app's handlers).
+    """
+    status, doc, extra = receive_webhook(runtime(), integration_id, request.environ)
+    response = jsonify(doc)
+    response.headers.extend(extra)
+    return response, status
 
 
 def accept(integration: Integration, envelope: Any, body: bytes) -> AddResult:
-    """Normalise, map and store an authenticated envelope; wake the worker for a new pending event.
-
-    Raises:
-        PayloadError: the envelope is not a Didomi event.
-    """
-    rt = runtime()
-    received_at = rt.clock()
-    result = events.normalise(envelope, integration.regulations, received_at=received_at)
-    added = rt.store.add_event(new_event(integration, envelope, body, result, received_at))
-    if added.created and added.state == "pending":
-        rt.on_enqueue()
-    return added
-
-
-def _status(state: str) -> str:
-    return "queued" if state == "pending" else "ignored"
+    """``webhooks.accept`` with this app's runtime (the console's try-a-payload stores through it)."""
+    return accept_webhook(runtime(), integration, envelope, body)
 
 
 @intake.post("/oauth/token")
@@ -131,16 +94,3 @@ def healthz() -> tuple[Response, int]:
     """Liveness and readiness: answers 200 only when the store can be read (503 otherwise)."""
     runtime().store.ping()
     return jsonify(status="ok"), 200
-
-
-@intake.after_request
-def _count_webhook(response: Response) -> Response:
-    if request.endpoint == "intake.receive" and request.view_args:
-        integration_id = str(request.view_args.get("integration_id", ""))
-        try:
-            known = runtime().registry.get(integration_id) is not None  # unknown ids would grow the label set
-        except StoreUnavailable:  # the store is down: keep the answer (a 503), leave it uncounted
-            known = False
-        if known:
-            runtime().webhooks.add(integration_id, response.status_code)
-    return response

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from connector import events, webhook_auth
 from connector.errors import PayloadTooLarge, UnsupportedMediaType
@@ -42,18 +44,38 @@ def runtime() -> Runtime:
 
 
 def require_json() -> None:
-    mimetype = (request.mimetype or "").lower()
+    check_json_type(request.environ.get("CONTENT_TYPE", ""))
+
+
+def check_json_type(content_type: str) -> None:
+    """Refuse a request whose ``Content-Type`` is not JSON (``application/json`` or ``*/*+json``).
+
+    Raises:
+        UnsupportedMediaType: another type, or none.
+    """
+    mimetype = content_type.split(";", 1)[0].strip().lower()
     if mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise UnsupportedMediaType(f"content type must be application/json, got {request.mimetype or 'none'}")
+        raise UnsupportedMediaType(f"content type must be application/json, got {mimetype or 'none'}")
 
 
 def read_body() -> bytes:
-    limit = runtime().settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    body = request.get_data(cache=True)
-    if request.content_length is None and len(body) >= limit:  # chunked: werkzeug stops reading at the limit
-        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    return body_of(request.environ, runtime().settings.max_body_bytes)
+
+
+def body_of(environ: Mapping[str, Any], limit: int) -> bytes:
+    """The body of the request *environ* describes, read by werkzeug's rules (``Content-Length``, a
+    chunked body the server terminates), refusing more than *limit* bytes.
+
+    Raises:
+        PayloadTooLarge: the body is larger than *limit*.
+    """
+    too_large = PayloadTooLarge(f"request body is larger than {limit} bytes")
+    try:
+        body = get_input_stream(environ, max_content_length=limit).read()  # type: ignore[arg-type]
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if get_content_length(environ) is None and len(body) >= limit:  # type: ignore[arg-type]
+        raise too_large  # chunked: werkzeug stops reading at the limit
     return body
 
 
