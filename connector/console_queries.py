@@ -26,6 +26,17 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS attempts_at ON attempts (at)",
 )
 
+#: Migration 7 on each backend: the two indexes whose column is empty while an event is pending
+#: become partial, so the intake's inserts (pending events) write two B-trees fewer per commit.
+#: Every query on them names a value (``finished_at >= ?``, ``lead_id = ?``), which implies the
+#: ``IS NOT NULL`` of the index, so they still use it.
+PARTIAL_INDEXES = (
+    "DROP INDEX IF EXISTS events_finished",
+    "CREATE INDEX IF NOT EXISTS events_finished ON events (finished_at) WHERE finished_at IS NOT NULL",
+    "DROP INDEX IF EXISTS events_lead_id",
+    "CREATE INDEX IF NOT EXISTS events_lead_id ON events (lead_id) WHERE lead_id IS NOT NULL",
+)
+
 
 @dataclass(frozen=True)
 class Search:

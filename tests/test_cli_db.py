@@ -32,7 +32,7 @@ def test_upgrade_of_a_newer_database_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     assert run("db", "upgrade", "--db", f"sqlite:///{path}").returncode == 0
     db = sqlite3.connect(path)
-    db.execute("INSERT INTO schema_migrations VALUES (7, 'later', 0)")
+    db.execute("INSERT INTO schema_migrations VALUES (999, 'later', 0)")
     db.commit()
     db.close()
     result = run("db", "upgrade", "--db", f"sqlite:///{path}")

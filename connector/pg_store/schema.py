@@ -14,6 +14,7 @@ from typing import Any
 from connector.backfill.checkpoint import DDL as BACKFILL_DDL
 from connector.circuit_store import CIRCUIT_DDL
 from connector.console_queries import INDEXES as CONSOLE_INDEXES
+from connector.console_queries import PARTIAL_INDEXES
 from connector.erasure_schema import ERASURE_SCHEMA
 
 #: Any fixed 64-bit number names the lock; this one spells "connectr" in ASCII.
@@ -145,6 +146,7 @@ CREATE TABLE instance_pauses (
         pg_types(";\n".join(CIRCUIT_DDL) + ";"),
     ),
     (6, "backfill: runs and their import parts (checkpoints)", pg_types(BACKFILL_DDL)),
+    (7, "intake: finished_at and lead_id indexes skip pending events", ";\n".join(PARTIAL_INDEXES) + ";"),
 )
 
 _CREATE_LEDGER = """

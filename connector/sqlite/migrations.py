@@ -17,6 +17,7 @@ from collections.abc import Callable
 from connector.backfill.checkpoint import DDL as BACKFILL_DDL
 from connector.circuit_store import CIRCUIT_DDL
 from connector.console_queries import INDEXES as CONSOLE_INDEXES
+from connector.console_queries import PARTIAL_INDEXES
 from connector.erasure_schema import ERASURE_SCHEMA
 from connector.migrations import Migration, pending
 from connector.sqlite.connection import SqliteBase
@@ -124,6 +125,7 @@ MIGRATIONS: list[Migration] = [
         ";\n".join(CIRCUIT_DDL) + ";",
     ),
     Migration(6, "backfill: runs and their import parts (checkpoints)", BACKFILL_DDL),
+    Migration(7, "intake: finished_at and lead_id indexes skip pending events", ";\n".join(PARTIAL_INDEXES) + ";"),
 ]
 
 _LEDGER = (
