@@ -32,6 +32,7 @@ def applied(instance: str, records: Sequence[Record], result: SyncResult, now: f
     done = Applied()
     for record, outcome in zip(records, result.results, strict=True):
         if outcome.status in ("updated", "created"):
+            sent = record.payload()  # one body per record, shared by its events
             for event in record.events:
                 done.finishes.append(
                     Finish(
@@ -42,7 +43,7 @@ def applied(instance: str, records: Sequence[Record], result: SyncResult, now: f
                         request_id=result.request_id,
                         at=now,
                         attempt=Attempt(event.id, now, outcome.status, result.request_id),
-                        sent=record.payload(),
+                        sent=sent,
                     )
                 )
             canonical = lead_key(instance, "id", outcome.lead_id) if outcome.lead_id else None

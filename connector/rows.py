@@ -113,7 +113,15 @@ def finish_params(finishes: Iterable[Finish], owner: str | None) -> list[tuple[A
     state, reason, lead id, request id, finished at, state and reason again (``last_error`` of a
     dead letter), the sent body, the event id, then ``owner_param(owner)``."""
     mine = owner_param(owner)
+    texts: dict[int, str | None] = {}  # the events of one record share one body: encode it once
+
+    def sent(f: Finish) -> str | None:
+        key = id(f.sent)
+        if key not in texts:
+            texts[key] = dump(f.sent)
+        return texts[key]
+
     return [
-        (f.state, f.reason, f.lead_id, f.request_id, f.at, f.state, f.reason, dump(f.sent), f.event_id, *mine)
+        (f.state, f.reason, f.lead_id, f.request_id, f.at, f.state, f.reason, sent(f), f.event_id, *mine)
         for f in finishes
     ]
