@@ -38,7 +38,7 @@ from connector.settings import Settings
 log = logging.getLogger("connector.serving")
 
 SERVERS = ("granian", "waitress")
-DEFAULT_SERVER = "granian"  # measured fastest here: see the README, "Process model and WSGI server"
+DEFAULT_SERVER = "granian"  # measured fastest here (README, "Performance"; bench --intake-processes)
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 DELIVERY_NAME = b"conn-delivery"
