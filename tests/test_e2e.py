@@ -255,7 +255,7 @@ def test_short_outage_is_survived(procs: Processes, mode: str) -> None:
     assert any("retry" in outcomes(record) for record in records)
     for record in records:
         assert record.finished_at >= outage_ends - 0.5  # and got through after it
-        assert 1 <= record.attempt_count <= 5
+        assert record.attempt_count <= 5  # an event first sent after the outage has used none
     leads = leads_by_email(sandbox.url)
     assert leads[JANE["email"]]["consentNewsletter"] is False
     assert leads[JOHN["email"]]["consentNewsletter"] is True
