@@ -121,7 +121,7 @@ class SqliteDelivery(SqliteBase):
         # Parameters are built before the write lock is taken: the intake's commits wait behind it.
         updates = finish_params(finishes, owner)
         attempts = [f.attempt for f in finishes if f.attempt is not None]
-        marks_ = [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks]
+        watermark_rows = [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks]
         with self._write() as db:
             db.executemany(
                 "INSERT INTO lead_aliases (lead_key, canonical_key) VALUES (?, ?) "
@@ -140,7 +140,7 @@ class SqliteDelivery(SqliteBase):
                 "INSERT INTO watermarks (lead_key, attribute, consent_at, event_id) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (lead_key, attribute) DO UPDATE SET consent_at = excluded.consent_at, "
                 "event_id = excluded.event_id WHERE excluded.consent_at > watermarks.consent_at",
-                marks_,
+                watermark_rows,
             )
 
     def reschedule(self, items: Sequence[Reschedule], owner: str | None = None) -> None:

@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from connector import erasure, events, webhook_auth
@@ -34,17 +35,6 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Answer = tuple[int, dict[str, Any], list[tuple[str, str]]]
 
 _PATH = re.compile(r"^/webhooks/([^/]+)$")
-_REASONS = {
-    202: "Accepted",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 STORE_RETRY_AFTER = "5"
 
 
@@ -133,7 +123,7 @@ class WebhookIntake:
             status, doc, extra = 500, {"error": "internal_error", "message": "internal error; nothing was stored"}, []
         payload = (json.dumps(doc, separators=(",", ":")) + "\n").encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *extra]
-        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         self._count(integration_id, status, time.perf_counter() - started)
         return [payload]
 
