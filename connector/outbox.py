@@ -347,6 +347,11 @@ class Outbox(Protocol):
         """``{lead_key: canonical_key}`` for those of *lead_keys* that have an alias."""
         ...
 
+    def aliased_to(self, canonical_keys: Sequence[str]) -> dict[str, set[str]]:
+        """``{canonical_key: {lead_key, ...}}``: the lookup keys whose alias is each of *canonical_keys*
+        (those with none are left out); the reverse of ``aliases``."""
+        ...
+
     def ping(self) -> None:
         """Return when the database answers a read.
 

@@ -46,11 +46,11 @@ def applied(instance: str, records: Sequence[Record], result: SyncResult, now: f
                         sent=sent,
                     )
                 )
-            canonical = lead_key(instance, "id", outcome.lead_id) if outcome.lead_id else None
+            # One watermark per attribute, under the key the event addressed; the alias links it to the
+            # lead's id key, and readers gather both (``connector.consent_marks``).
             for attribute, event in record.winners.items():
                 done.watermarks.append(Watermark(record.lead_key, attribute, event.consent_at, event.id))
-                if canonical and canonical != record.lead_key:
-                    done.watermarks.append(Watermark(canonical, attribute, event.consent_at, event.id))
+            canonical = lead_key(instance, "id", outcome.lead_id) if outcome.lead_id else None
             if canonical and canonical != record.lead_key:
                 done.aliases.append((record.lead_key, canonical))
             continue

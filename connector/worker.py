@@ -27,6 +27,7 @@ from connector import erasure, metrics, outcomes
 from connector.batching import BatchKey, Record, batch_key, coalesce, first_leads, split
 from connector.circuit import Circuit, hold_until
 from connector.circuit_store import CircuitBoard, hold_message
+from connector.consent_marks import lead_watermarks
 from connector.errors import DeliveryError, LeaseLost, RetryableError
 from connector.fields import FieldCache, FieldInfo, convert_attributes
 from connector.governor import Governor, Stopped
@@ -265,7 +266,7 @@ class Worker:
         if circuit.is_open:
             self._hold(events, circuit, now)
             return
-        records, stale = coalesce(events, self._watermarks(events))
+        records, stale = coalesce(events, lead_watermarks(self.store, [e.lead_key for e in events]))
         if stale:
             self.store.finish(
                 [
@@ -278,23 +279,6 @@ class Worker:
         records = self._convert(key, client, records, now)
         for chunk in split(records, self.settings.batch_size, self.settings.max_body_bytes):
             self._send(key, client, chunk, lease)
-
-    def _watermarks(self, events: Sequence[OutboxEvent]) -> dict[tuple[str, str], str]:
-        """Watermarks per (lookup key, attribute), including those applied via the lead's canonical id key."""
-        keys = list({e.lead_key for e in events})
-        aliases = self.store.aliases(keys)
-        found = self.store.watermarks(keys + list(aliases.values()))
-        merged = dict(found)
-        if not aliases:
-            return merged
-        by_lead: dict[str, list[tuple[str, str]]] = {}  # index once: the merge is O(watermarks), not O(aliases x)
-        for (lead, attribute), consent_at in found.items():
-            by_lead.setdefault(lead, []).append((attribute, consent_at))
-        for key, canonical in aliases.items():
-            for attribute, consent_at in by_lead.get(canonical, ()):
-                if consent_at > merged.get((key, attribute), ""):
-                    merged[(key, attribute)] = consent_at
-        return merged
 
     def _convert(self, key: BatchKey, client: MarketoApi, records: list[Record], now: float) -> list[Record]:
         if self.field_cache is None:

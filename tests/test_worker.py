@@ -11,6 +11,7 @@ import requests_mock as rm
 from connector.governor import Governor
 from connector.marketo import MarketoClient, TokenCache
 from connector.models import Integration
+from connector.outbox import lead_key
 from connector.settings import WorkerSettings
 from connector.sqlite_store import SqliteStore
 from connector.worker import Worker, retry_schedule
@@ -246,6 +247,47 @@ def test_ordering_holds_across_email_and_lead_id_lookups(store: SqliteStore, clo
     record = store.get_event(late.event_id)
     assert record is not None and record.state == "skipped" and "stale" in record.reason
     assert len(lead_calls(marketo)) == 1
+
+
+def test_ordering_holds_from_lead_id_to_email_lookups(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    """An opt-out delivered by the lead's id is not overwritten by an older opt-in keyed by an email of
+    that lead (known from an earlier delivery), nor by one keyed by another email Marketo put on it."""
+
+    def lead_one(request: Any, context: Any) -> dict[str, Any]:  # every email is lead 1
+        return {
+            "requestId": "r#1",
+            "success": True,
+            "result": [{"id": 1, "status": "updated"}] * len(request.json()["input"]),
+        }
+
+    marketo.post(LEADS, json=lead_one)
+    worker = make_worker(store, clock)
+    store.add_event(pending_event("jane@x.com", {"consentNewsletter": True}, "2026-01-01T00:00:00.000000Z"))
+    store.add_event(pending_event("jd@x.com", {"consentGeo": True}, "2026-01-01T00:00:00.000000Z"))
+    worker.drain()
+    store.add_event(pending_event("1", {"consentNewsletter": False}, "2026-01-03T00:00:00.000000Z", lookup_field="id"))
+    worker.drain()
+    late = [
+        store.add_event(pending_event(email, {"consentNewsletter": True}, "2026-01-02T00:00:00.000000Z")).event_id
+        for email in ("jane@x.com", "jd@x.com")
+    ]
+    worker.drain()
+    for event_id in late:
+        record = store.get_event(event_id)
+        assert record is not None and record.state == "skipped" and "stale" in record.reason
+
+
+def test_a_delivery_writes_one_watermark_per_attribute(store: SqliteStore, clock: Clock, marketo: rm.Mocker) -> None:
+    """Under the key the event addressed; the id key Marketo answered is reached through the alias."""
+    marketo.post(LEADS, json=ok_for_each(start_id=7))
+    store.add_event(pending_event("jane@x.com", {"consentNewsletter": False, "consentGeo": True}))
+    make_worker(store, clock).drain()
+    email, by_id = lead_key(INSTANCE, "email", "jane@x.com"), lead_key(INSTANCE, "id", 7)
+    assert store.watermarks([email, by_id]) == {
+        (email, "consentNewsletter"): "2026-01-01T00:00:00.000000Z",
+        (email, "consentGeo"): "2026-01-01T00:00:00.000000Z",
+    }
+    assert store.aliases([email]) == {email: by_id}
 
 
 def test_the_worker_loop_survives_a_failing_store(store: SqliteStore, marketo: rm.Mocker) -> None:

@@ -1,11 +1,10 @@
-"""One consent-user object to one Marketo record, through the integration's mappings. Pure except
-``lead_watermarks`` (a store read).
+"""One consent-user object to one Marketo record, through the integration's mappings. Pure.
 
 A user maps exactly as a streamed event would: :func:`connector.mapping.flatten_user` gives the
 properties, :func:`connector.mapping.map_consent` applies the mappings and the identifier rules, the
 consent time is the user's ``updated_at`` (``created_at`` when absent). A backfilled attribute is kept
 only when its consent time is strictly newer than the watermark already applied to that lead and
-attribute (by this lookup key or the lead's canonical id key).
+attribute (by any key of the lead's group, ``connector.consent_marks.lead_watermarks``).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from connector.events import consent_time
 from connector.jsontext import clip, json_type
 from connector.mapping import flatten_user, map_consent
 from connector.models import Consent, Integration, Skipped
-from connector.outbox import Store, lead_key
+from connector.outbox import lead_key
 
 
 @dataclass(frozen=True)
@@ -109,22 +108,6 @@ def _user_id(raw: Any) -> str:
         return ""
     text = str(raw)
     return text if len(text) <= 200 and text.isprintable() else clip(text, 200)
-
-
-def lead_watermarks(store: Store, keys: Sequence[str]) -> dict[tuple[str, str], str]:
-    """Watermarks per (lookup key, attribute), including those applied through the lead's canonical key."""
-    unique = list(dict.fromkeys(keys))
-    aliases = store.aliases(unique)
-    found = store.watermarks(unique + list(set(aliases.values())))
-    merged = dict(found)
-    by_lead: dict[str, list[tuple[str, str]]] = {}
-    for (lead, attribute), consent_at in found.items():
-        by_lead.setdefault(lead, []).append((attribute, consent_at))
-    for key, canonical in aliases.items():
-        for attribute, consent_at in by_lead.get(canonical, ()):
-            if consent_at > merged.get((key, attribute), ""):
-                merged[(key, attribute)] = consent_at
-    return merged
 
 
 def drop_stale(rows: Sequence[Row], watermarks: Mapping[tuple[str, str], str]) -> tuple[list[Row], list[Row]]:

@@ -21,7 +21,8 @@ from connector.backfill.checkpoint import CheckpointStore, PartRecord, RunRecord
 from connector.backfill.csvparts import DEFAULT_PART_BYTES, PartWriter, convert_row
 from connector.backfill.reader import read_users
 from connector.backfill.results import failures_path
-from connector.backfill.rows import Empty, Reject, Row, drop_stale, lead_watermarks, map_user
+from connector.backfill.rows import Empty, Reject, Row, drop_stale, map_user
+from connector.consent_marks import lead_watermarks
 from connector.fields import FieldInfo
 from connector.models import Integration
 from connector.outbox import Store

@@ -13,6 +13,7 @@ from typing import Any
 
 from connector.backfill.checkpoint import DDL as BACKFILL_DDL
 from connector.circuit_store import CIRCUIT_DDL
+from connector.consent_marks import ALIAS_INDEX
 from connector.console_queries import INDEXES as CONSOLE_INDEXES
 from connector.console_queries import PARTIAL_INDEXES
 from connector.erasure_schema import ERASURE_SCHEMA
@@ -147,6 +148,7 @@ CREATE TABLE instance_pauses (
     ),
     (6, "backfill: runs and their import parts (checkpoints)", pg_types(BACKFILL_DDL)),
     (7, "intake: finished_at and lead_id indexes skip pending events", ";\n".join(PARTIAL_INDEXES) + ";"),
+    (8, "watermarks: lead aliases by their id key (one watermark per delivery)", ALIAS_INDEX + ";"),
 )
 
 _CREATE_LEDGER = """

@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 import connector.pg_store.budget as budget
 import connector.pg_store.rows as rowmap
 import connector.pg_store.schema as schema
+from connector.consent_marks import ALIAS_CHANGED
 from connector.outbox import AddResult, Attempt, EventRecord, Finish, NewEvent, OutboxEvent, Reschedule, Watermark
 from connector.pg_store.access import Session
 from connector.pg_store.connection import CHANNEL, Listener, Target, connect, parse_url, unavailable
@@ -269,8 +270,7 @@ class PostgresStore(SqlConsoleQueries):
         with self._tx() as cur:
             if aliases:
                 cur.executemany(
-                    "INSERT INTO lead_aliases (lead_key, canonical_key) VALUES (%s, %s) "
-                    "ON CONFLICT (lead_key) DO UPDATE SET canonical_key = excluded.canonical_key",
+                    "INSERT INTO lead_aliases (lead_key, canonical_key) VALUES (%s, %s) " + ALIAS_CHANGED,
                     sorted(dict(aliases).items()),
                 )
             if finishes:
@@ -331,6 +331,19 @@ class PostgresStore(SqlConsoleQueries):
                 "SELECT lead_key, canonical_key FROM lead_aliases WHERE lead_key = ANY(%s)", (keys,)
             ).fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def aliased_to(self, canonical_keys: Sequence[str]) -> dict[str, set[str]]:
+        keys = sorted(set(canonical_keys))
+        if not keys:
+            return {}
+        with self._tx() as cur:
+            rows = cur.execute(
+                "SELECT canonical_key, lead_key FROM lead_aliases WHERE canonical_key = ANY(%s)", (keys,)
+            ).fetchall()
+        found: dict[str, set[str]] = {}
+        for r in rows:
+            found.setdefault(r[0], set()).add(r[1])
+        return found
 
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the database answers a read."""

@@ -10,9 +10,20 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 
+from connector.consent_marks import ALIAS_CHANGED
 from connector.outbox import Attempt, Finish, OutboxEvent, Reschedule, Watermark
 from connector.rows import finish_params, owned, owner_param
-from connector.sqlite.connection import SqliteBase, chunks, marks
+from connector.sqlite.connection import SqliteBase, chunks, marks, values
+
+#: ``finish``'s update of many events in one statement: the columns of ``rows.finish_params``
+#: (``state_`` and ``reason_`` are its repeats for the dead letter's ``last_error``).
+_FINISH = (
+    "WITH f (state, reason, lead_id, request_id, finished_at, state_, reason_, sent, id) AS (VALUES {rows}) "
+    "UPDATE events SET state = f.state, reason = f.reason, lead_id = COALESCE(f.lead_id, events.lead_id), "
+    "request_id = COALESCE(f.request_id, events.request_id), finished_at = f.finished_at, lease_until = NULL, "
+    "lease_owner = NULL, last_error = CASE WHEN f.state = 'dead' THEN f.reason ELSE events.last_error END, "
+    "sent = COALESCE(f.sent, events.sent) FROM f WHERE events.id = f.id AND events.state = 'pending'{mine}"
+)
 
 
 class SqliteDelivery(SqliteBase):
@@ -117,31 +128,24 @@ class SqliteDelivery(SqliteBase):
         aliases: Sequence[tuple[str, str]] = (),
         owner: str | None = None,
     ) -> None:
-        mine = owned(owner, "?")
         # Parameters are built before the write lock is taken: the intake's commits wait behind it.
-        updates = finish_params(finishes, owner)
+        # Each statement writes many rows (``values``): the lock is held for a few statements, not ~900.
+        updates = [row[:9] for row in finish_params(finishes, owner)]  # the owner is bound once, last
         attempts = [f.attempt for f in finishes if f.attempt is not None]
         watermark_rows = [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks]
         with self._write() as db:
-            db.executemany(
-                "INSERT INTO lead_aliases (lead_key, canonical_key) VALUES (?, ?) "
-                "ON CONFLICT (lead_key) DO UPDATE SET canonical_key = excluded.canonical_key",
-                list(aliases),
-            )
-            db.executemany(
-                "UPDATE events SET state = ?, reason = ?, lead_id = COALESCE(?, lead_id), "
-                "request_id = COALESCE(?, request_id), finished_at = ?, lease_until = NULL, "
-                "lease_owner = NULL, last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END, "
-                f"sent = COALESCE(?, sent) WHERE id = ? AND state = 'pending'{mine}",
-                updates,
-            )
+            for rows, params in values(list(aliases)):
+                db.execute(f"INSERT INTO lead_aliases (lead_key, canonical_key) VALUES {rows} {ALIAS_CHANGED}", params)
+            for rows, params in values(updates):
+                db.execute(_FINISH.format(rows=rows, mine=owned(owner, "?")), [*params, *owner_param(owner)])
             log_attempts(db, attempts)
-            db.executemany(
-                "INSERT INTO watermarks (lead_key, attribute, consent_at, event_id) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (lead_key, attribute) DO UPDATE SET consent_at = excluded.consent_at, "
-                "event_id = excluded.event_id WHERE excluded.consent_at > watermarks.consent_at",
-                watermark_rows,
-            )
+            for rows, params in values(watermark_rows):
+                db.execute(
+                    f"INSERT INTO watermarks (lead_key, attribute, consent_at, event_id) VALUES {rows} "
+                    "ON CONFLICT (lead_key, attribute) DO UPDATE SET consent_at = excluded.consent_at, "
+                    "event_id = excluded.event_id WHERE excluded.consent_at > watermarks.consent_at",
+                    params,
+                )
 
     def reschedule(self, items: Sequence[Reschedule], owner: str | None = None) -> None:
         with self._write() as db:
@@ -164,27 +168,27 @@ class SqliteDelivery(SqliteBase):
             log_attempts(db, [r.attempt for r in items if r.attempt is not None])
 
     def watermarks(self, lead_keys: Sequence[str]) -> dict[tuple[str, str], str]:
-        found: dict[tuple[str, str], str] = {}
-        keys = list(dict.fromkeys(lead_keys))
-        with self._read() as db:
-            for chunk in chunks(keys):
-                for r in db.execute(
-                    f"SELECT lead_key, attribute, consent_at FROM watermarks WHERE lead_key IN ({marks(chunk)})",
-                    tuple(chunk),
-                ):
-                    found[(r[0], r[1])] = r[2]
-        return found
+        rows = self._by_keys("SELECT lead_key, attribute, consent_at FROM watermarks WHERE lead_key IN ({})", lead_keys)
+        return {(r[0], r[1]): r[2] for r in rows}
 
     def aliases(self, lead_keys: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        keys = list(dict.fromkeys(lead_keys))
+        rows = self._by_keys("SELECT lead_key, canonical_key FROM lead_aliases WHERE lead_key IN ({})", lead_keys)
+        return {r[0]: r[1] for r in rows}
+
+    def aliased_to(self, canonical_keys: Sequence[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        sql = "SELECT canonical_key, lead_key FROM lead_aliases WHERE canonical_key IN ({})"
+        for r in self._by_keys(sql, canonical_keys):
+            found.setdefault(r[0], set()).add(r[1])
+        return found
+
+    def _by_keys(self, sql: str, keys: Sequence[str]) -> list[sqlite3.Row]:
+        """The rows of *sql* (its ``IN ({})`` filled per chunk) for the distinct *keys*."""
+        found: list[sqlite3.Row] = []
+        unique = list(dict.fromkeys(keys))
         with self._read() as db:
-            for chunk in chunks(keys):
-                for r in db.execute(
-                    f"SELECT lead_key, canonical_key FROM lead_aliases WHERE lead_key IN ({marks(chunk)})",
-                    tuple(chunk),
-                ):
-                    found[r[0]] = r[1]
+            for chunk in chunks(unique):
+                found += db.execute(sql.format(marks(chunk)), tuple(chunk)).fetchall()
         return found
 
     def ping(self) -> None:
@@ -194,7 +198,5 @@ class SqliteDelivery(SqliteBase):
 
 
 def log_attempts(db: sqlite3.Connection, attempts: Sequence[Attempt]) -> None:
-    db.executemany(
-        "INSERT INTO attempts (event_id, at, outcome, request_id, code, message) VALUES (?, ?, ?, ?, ?, ?)",
-        [(a.event_id, a.at, a.outcome, a.request_id, a.code, a.message) for a in attempts],
-    )
+    for rows, params in values([(a.event_id, a.at, a.outcome, a.request_id, a.code, a.message) for a in attempts]):
+        db.execute(f"INSERT INTO attempts (event_id, at, outcome, request_id, code, message) VALUES {rows}", params)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from connector.backfill.checkpoint import DDL as BACKFILL_DDL
 from connector.circuit_store import CIRCUIT_DDL
+from connector.consent_marks import ALIAS_INDEX
 from connector.console_queries import INDEXES as CONSOLE_INDEXES
 from connector.console_queries import PARTIAL_INDEXES
 from connector.erasure_schema import ERASURE_SCHEMA
@@ -126,6 +127,7 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(6, "backfill: runs and their import parts (checkpoints)", BACKFILL_DDL),
     Migration(7, "intake: finished_at and lead_id indexes skip pending events", ";\n".join(PARTIAL_INDEXES) + ";"),
+    Migration(8, "watermarks: lead aliases by their id key (one watermark per delivery)", ALIAS_INDEX + ";"),
 ]
 
 _LEDGER = (

@@ -235,10 +235,22 @@ def test_aliases_map_lookup_keys_to_the_canonical_lead(store: Store) -> None:
     assert store.aliases([]) == {}
 
 
+def test_aliased_to_is_the_reverse_of_aliases(store: Store) -> None:
+    jane, jd, other = (lead_key(INSTANCE, "email", e) for e in ("jane@x.com", "jd@x.com", "o@x.com"))
+    lead1, lead2 = lead_key(INSTANCE, "id", 1), lead_key(INSTANCE, "id", 2)
+    store.finish([], aliases=[(jane, lead1), (jd, lead1), (other, lead2)])
+    assert store.aliased_to([lead1, lead2, "unknown"]) == {lead1: {jane, jd}, lead2: {other}}
+    store.finish([], aliases=[(jd, lead2)])  # Marketo merged jd's lead into lead 2
+    assert store.aliased_to([lead1, lead2]) == {lead1: {jane}, lead2: {jd, other}}
+    store.finish([], aliases=[(jd, lead2)])  # the same alias again: nothing changes
+    assert store.aliases([jd]) == {jd: lead2} and store.aliased_to([]) == {}
+
+
 def test_many_keys_are_looked_up_at_once(store: Store) -> None:
     keys = [f"lead{i}" for i in range(1200)]  # more than one statement's worth of bound values
     store.finish([], [Watermark(k, "news", "2026-01-01", 1) for k in keys], [(k, k + "#") for k in keys])
     assert len(store.watermarks(keys)) == 1200 and len(store.aliases(keys)) == 1200
+    assert len(store.aliased_to([k + "#" for k in keys])) == 1200
 
 
 def test_ping_answers(store: Store) -> None:
