@@ -130,7 +130,7 @@ class SqliteDelivery(SqliteBase):
     ) -> None:
         # Parameters are built before the write lock is taken: the intake's commits wait behind it.
         # Each statement writes many rows (``values``): the lock is held for a few statements, not ~900.
-        updates = [row[:9] for row in finish_params(finishes, owner)]  # the owner is bound once, last
+        updates = finish_params(finishes, None)  # without the owner: bound once, after every row
         attempts = [f.attempt for f in finishes if f.attempt is not None]
         watermark_rows = [(w.lead_key, w.attribute, w.consent_at, w.event_id) for w in watermarks]
         with self._write() as db:
