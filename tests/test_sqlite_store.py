@@ -175,3 +175,15 @@ def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> Non
     for n in range(6):
         results = procs.in_processes(f"sqlite:///{tmp_path / f'race{n}.db'}", "upgrade", 4)
         assert sorted(i for ids, _version in results for i in ids) == [m.id for m in MIGRATIONS]
+
+
+def test_an_unchanged_alias_is_not_rewritten(tmp_path: Path) -> None:
+    """Every delivered record passes its alias to ``finish``; only a changed one may write a row."""
+    store = SqliteStore(tmp_path / "c.db")
+    store.finish([], aliases=[("email:a", "id:1"), ("email:b", "id:2")])
+    db = store._connect()
+    before = db.total_changes
+    store.finish([], aliases=[("email:a", "id:1"), ("email:b", "id:2")])
+    assert db.total_changes == before
+    store.finish([], aliases=[("email:a", "id:1"), ("email:b", "id:3")])  # Marketo merged b's lead
+    assert db.total_changes == before + 1 and store.aliases(["email:b"]) == {"email:b": "id:3"}
